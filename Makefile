@@ -1,0 +1,43 @@
+# Developer entry points.  Everything runs from a local virtualenv (.venv) and
+# uses embedded PostgreSQL / Redis / Kafka (Tansu) binaries shipped as Python
+# wheels -- no Docker.  See contactcenter/devstack.py.
+
+PYTHON ?= python3
+# Prefer python3.11 (the version the project targets) unless PYTHON was given
+# explicitly on the command line or in the environment.
+ifeq ($(origin PYTHON),file)
+ifneq ($(shell command -v python3.11 2>/dev/null),)
+PYTHON := python3.11
+endif
+endif
+
+VENV := .venv
+VENV_PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: .venv run test bench-events clean
+
+# `make .venv` creates the virtualenv; the install only re-runs when
+# requirements.txt is newer than the stamp file.
+.venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	test -x $(VENV_PY) || $(PYTHON) -m venv $(VENV)
+	$(VENV_PY) -m pip install --upgrade pip
+	$(VENV_PY) -m pip install -r requirements.txt
+	touch $@
+
+# Persistent local stack (data in .data/) + web, worker, beat, relay, projector.
+run: .venv
+	$(VENV_PY) -m contactcenter.devstack run
+
+# Throw-away stack (fsync off) + pytest; e.g. make test PYTEST_ARGS="-k routing -x"
+test: .venv
+	$(VENV_PY) -m contactcenter.devstack test $(PYTEST_ARGS)
+
+# Throw-away stack with real fsync, like production.
+bench-events: .venv
+	$(VENV_PY) -m contactcenter.devstack bench bench/events_bench.py
+
+clean:
+	rm -rf .data

@@ -1,0 +1,78 @@
+"""Customer endpoints: thin views that validate, call one service and serialize."""
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.pagination import CursorPagination
+from rest_framework.permissions import IsAdminUser
+from rest_framework.response import Response
+
+from contactcenter.api import ErrorSerializer, command_meta, valid
+from customers import selectors, services
+from customers.api.serializers import (
+    ChangeCustomerInput,
+    CommandOutput,
+    CustomerProfileOutput,
+    EraseCustomerInput,
+    RegisterCustomerInput,
+    TimelineEntryOutput,
+)
+from customers.models import Customer
+
+CONFLICT = OpenApiResponse(ErrorSerializer, description="stale expected_version, or the customer was erased")
+
+
+class DirectoryPagination(CursorPagination):
+    ordering = ("-registered_at", "customer_id")
+
+
+class TimelinePagination(CursorPagination):
+    ordering = "position"
+    page_size = 100
+
+
+class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Customers: register and change them (commands), read their profile and timeline (projections).
+
+    Reads come from projections, a few milliseconds behind the commands.
+    """
+
+    serializer_class = CustomerProfileOutput
+    pagination_class = DirectoryPagination
+    lookup_field = "customer_id"
+    lookup_value_converter = "uuid"
+
+    def get_queryset(self):
+        return selectors.customer_list()
+
+    @extend_schema(request=RegisterCustomerInput, responses={201: CommandOutput})
+    def create(self, request):
+        data = valid(RegisterCustomerInput, request.data)
+        result = services.customer_register(meta=command_meta(request), **data)
+        return Response(CommandOutput(result).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=ChangeCustomerInput, responses={200: CommandOutput, 409: CONFLICT})
+    def partial_update(self, request, customer_id=None):
+        data = valid(ChangeCustomerInput, request.data)
+        result = services.customer_change_details(customer_id=self._customer_id(customer_id), meta=command_meta(request), **data)
+        return Response(CommandOutput(result).data)
+
+    @extend_schema(request=EraseCustomerInput, responses={200: CommandOutput})
+    @action(detail=True, methods=["post"], permission_classes=[IsAdminUser])
+    def erase(self, request, customer_id=None):
+        """Erase the customer's personal data everywhere (staff only). Idempotent."""
+        data = valid(EraseCustomerInput, request.data)
+        result = services.customer_erase(customer_id=self._customer_id(customer_id), meta=command_meta(request), **data)
+        return Response(CommandOutput(result).data)
+
+    @extend_schema(responses={200: TimelineEntryOutput(many=True)})
+    @action(detail=True, methods=["get"], pagination_class=TimelinePagination)
+    def timeline(self, request, customer_id=None):
+        """Everything that happened with this customer, on every channel, oldest first (cursor paginated)."""
+        customer_id = self._customer_id(customer_id)
+        page = self.paginate_queryset(selectors.timeline_list(customer_id))
+        return self.get_paginated_response(TimelineEntryOutput(page, many=True).data)
+
+    def _customer_id(self, pk):
+        return get_object_or_404(Customer, id=pk).id

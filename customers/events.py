@@ -1,0 +1,45 @@
+"""Events of the customer stream (stream_type "customer", stream_id = customer id)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from events.registry import event, pii
+
+
+@event("customers.CustomerRegistered", version=2, emitted_by="customers.services.customer_register")
+@dataclass(frozen=True)
+class CustomerRegistered:
+    """A customer became known to the contact center."""
+
+    display_name: str = pii()
+    email: str | None = pii(default=None)
+    phone: str | None = pii(default=None)
+    preferred_channel: str = ""
+
+    @staticmethod
+    def upcast_v1_v2(data: dict) -> dict:
+        # v1 had a single `name` and no phone or channel preference.
+        data["display_name"] = data.pop("name")
+        data.setdefault("phone", None)
+        data.setdefault("preferred_channel", "")
+        return data
+
+
+@event("customers.CustomerDetailsChanged", version=1, emitted_by="customers.services.customer_change_details")
+@dataclass(frozen=True)
+class CustomerDetailsChanged:
+    """Contact details changed; a field that is null did not change."""
+
+    display_name: str | None = pii(default=None)
+    email: str | None = pii(default=None)
+    phone: str | None = pii(default=None)
+    preferred_channel: str | None = None
+
+
+@event("customers.CustomerErased", version=1, emitted_by="customers.services.customer_erase")
+@dataclass(frozen=True)
+class CustomerErased:
+    """The customer's data key was destroyed: personal data in every event of theirs reads as erased."""
+
+    reason: str = ""

@@ -1,0 +1,129 @@
+"""Crypto-shredding: personal data in event payloads, encrypted per customer.
+
+Each customer gets a random 256-bit data key (AES-GCM, from `cryptography`),
+stored wrapped by a key-encryption key derived from settings. A personal
+field is stored as {"$pii": base64(nonce + ciphertext)} with the customer id
+as associated data, so a ciphertext cannot be moved to another customer.
+Destroying the key erases the person everywhere the field is read, including
+projections rebuilt later, without rewriting a single stored event.
+
+Keys are looked up per call (a `KeyRing` lives for one batch), never cached
+for the life of a process: an erasure must take effect in every process at
+once.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import uuid
+from collections.abc import Iterable
+from functools import lru_cache
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from django.conf import settings
+from django.db import connection
+
+ERASED = "[erased]"
+MARK = "$pii"
+
+
+class CustomerErased(Exception):
+    """Personal data cannot be written for a customer whose key was destroyed."""
+
+
+@lru_cache(maxsize=4)
+def _kek(secret: str) -> AESGCM:
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"contactcenter-kek", info=b"event-data-keys").derive(
+        secret.encode()
+    )
+    return AESGCM(key)
+
+
+def kek() -> AESGCM:
+    return _kek(settings.EVENT_KEK or settings.SECRET_KEY)
+
+
+def _unwrap(customer_id: uuid.UUID, wrapped: bytes) -> AESGCM:
+    wrapped = bytes(wrapped)
+    return AESGCM(kek().decrypt(wrapped[:12], wrapped[12:], customer_id.bytes))
+
+
+def _wrap(customer_id: uuid.UUID, key: bytes) -> bytes:
+    nonce = os.urandom(12)
+    return nonce + kek().encrypt(nonce, key, customer_id.bytes)
+
+
+class KeyRing:
+    """Data keys for a set of customers, loaded with one query."""
+
+    def __init__(self, keys: dict[uuid.UUID, AESGCM | None]):
+        self._keys = keys
+
+    @classmethod
+    def load(cls, customer_ids: Iterable[uuid.UUID | None]) -> KeyRing:
+        ids = list({c for c in customer_ids if c is not None})
+        keys: dict[uuid.UUID, AESGCM | None] = {}
+        if ids:
+            with connection.cursor() as cur:
+                cur.execute(
+                    "SELECT customer_id, wrapped_key FROM events_customer_key WHERE customer_id = ANY(%s)", [ids]
+                )
+                for cid, wrapped in cur.fetchall():
+                    keys[cid] = _unwrap(cid, wrapped) if wrapped is not None else None
+        return cls(keys)
+
+    @classmethod
+    def for_writing(cls, customer_id: uuid.UUID) -> AESGCM:
+        """The customer's key, created on first use. Refuses an erased customer."""
+        with connection.cursor() as cur:
+            cur.execute(
+                "INSERT INTO events_customer_key (customer_id, wrapped_key, created_at) VALUES (%s, %s, now()) "
+                "ON CONFLICT (customer_id) DO NOTHING",
+                [customer_id, _wrap(customer_id, AESGCM.generate_key(bit_length=256))],
+            )
+            cur.execute("SELECT wrapped_key FROM events_customer_key WHERE customer_id = %s", [customer_id])
+            (wrapped,) = cur.fetchone()
+        if wrapped is None:
+            raise CustomerErased(str(customer_id))
+        return _unwrap(customer_id, wrapped)
+
+    def decrypt_data(self, customer_id: uuid.UUID | None, data: dict) -> dict:
+        if customer_id is None or not any(isinstance(v, dict) and MARK in v for v in data.values()):
+            return data
+        key = self._keys.get(customer_id)
+        out = {}
+        for name, value in data.items():
+            if isinstance(value, dict) and MARK in value:
+                out[name] = decrypt_value(key, customer_id, value) if key is not None else ERASED
+            else:
+                out[name] = value
+        return out
+
+
+def encrypt_value(key: AESGCM, customer_id: uuid.UUID, value) -> dict:
+    nonce = os.urandom(12)
+    blob = nonce + key.encrypt(nonce, json.dumps(value).encode(), customer_id.bytes)
+    return {MARK: base64.b64encode(blob).decode()}
+
+
+def decrypt_value(key: AESGCM, customer_id: uuid.UUID, value: dict):
+    blob = base64.b64decode(value[MARK])
+    return json.loads(key.decrypt(blob[:12], blob[12:], customer_id.bytes))
+
+
+def destroy_key(customer_id: uuid.UUID) -> bool:
+    """Destroy the customer's data key. Returns False if it was already destroyed."""
+    with connection.cursor() as cur:
+        cur.execute(
+            "INSERT INTO events_customer_key (customer_id, wrapped_key, created_at, erased_at) "
+            "VALUES (%s, NULL, now(), now()) "
+            "ON CONFLICT (customer_id) DO UPDATE SET wrapped_key = NULL, erased_at = now() "
+            "WHERE events_customer_key.wrapped_key IS NOT NULL "
+            "RETURNING customer_id",
+            [customer_id],
+        )
+        return cur.fetchone() is not None

@@ -1,0 +1,303 @@
+"""The append-only event store in PostgreSQL.
+
+`append()` is the only way events enter the system. In one statement it
+checks the stream's expected version, inserts the events and their outbox
+rows; the caller's transaction commits all of it together with any state
+rows, or none of it.
+
+Reads decrypt personal data with the customers' keys (erased customers read
+back as "[erased]") and upcast old schema versions to the current one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import connection, transaction
+
+from events import registry
+from events.crypto import KeyRing, encrypt_value
+
+
+class ConcurrencyConflict(Exception):
+    """The stream moved on since the caller read it (HTTP 409)."""
+
+    def __init__(self, stream_id: uuid.UUID, expected_version: int):
+        self.stream_id = stream_id
+        self.expected_version = expected_version
+        super().__init__(f"stream {stream_id} is no longer at version {expected_version}")
+
+
+def uuid7() -> uuid.UUID:
+    """A time-ordered UUID (RFC 9562 version 7): 48-bit ms timestamp, then random bits."""
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & (2**48 - 1)) << 80 | rand & (2**80 - 1)
+    value = value & ~(0xF << 76) | 0x7 << 76  # version 7
+    value = value & ~(0x3 << 62) | 0x2 << 62  # RFC 4122 variant
+    return uuid.UUID(int=value)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who caused an event: an agent, a customer, a user of the API, or the system."""
+
+    type: str
+    id: str | None = None
+    name: str | None = None
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in {"type": self.type, "id": self.id, "name": self.name}.items() if v is not None}
+
+
+SYSTEM = Actor("system")
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """What a command knows about its context; copied onto every event it produces."""
+
+    actor: Actor = SYSTEM
+    correlation_id: uuid.UUID | None = None
+    causation_id: uuid.UUID | None = None
+    channel: str = ""
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """A stored event with its envelope; `data` is decrypted and upcast to the current version."""
+
+    position: int
+    event_id: uuid.UUID
+    event_type: str
+    schema_version: int
+    stream_type: str
+    stream_id: uuid.UUID
+    stream_version: int
+    customer_id: uuid.UUID | None
+    occurred_at: dt.datetime
+    recorded_at: dt.datetime
+    correlation_id: uuid.UUID | None
+    causation_id: uuid.UUID | None
+    actor: dict
+    channel: str
+    data: dict = field(repr=False)
+
+    @property
+    def event(self) -> Any:
+        """The typed event instance (a frozen dataclass of the current version)."""
+        return registry.from_data(self.event_type, self.data)
+
+    def as_dict(self) -> dict:
+        return {
+            "position": self.position,
+            "event_id": str(self.event_id),
+            "event_type": self.event_type,
+            "schema_version": self.schema_version,
+            "stream_type": self.stream_type,
+            "stream_id": str(self.stream_id),
+            "stream_version": self.stream_version,
+            "customer_id": str(self.customer_id) if self.customer_id else None,
+            "occurred_at": self.occurred_at.isoformat(),
+            "recorded_at": self.recorded_at.isoformat(),
+            "correlation_id": str(self.correlation_id) if self.correlation_id else None,
+            "causation_id": str(self.causation_id) if self.causation_id else None,
+            "actor": self.actor,
+            "channel": self.channel,
+            "data": self.data,
+        }
+
+
+# The columns in the order every query below selects them.
+COLUMNS = (
+    "position, event_id, event_type, schema_version, stream_type, stream_id, stream_version, customer_id, "
+    "occurred_at, recorded_at, correlation_id, causation_id, actor, channel, data"
+)
+
+_INSERT_EVENTS = """
+    , appended AS (
+        INSERT INTO events_event (event_id, event_type, schema_version, stream_type, stream_id, stream_version,
+                                  customer_id, occurred_at, recorded_at, correlation_id, causation_id, actor,
+                                  channel, data)
+        SELECT e.event_id, e.event_type, e.schema_version, %(stream_type)s, %(stream_id)s,
+               %(expected)s + e.ord, %(customer_id)s, e.occurred_at, now(), %(correlation_id)s, %(causation_id)s,
+               %(actor)s::jsonb, %(channel)s, e.data
+        FROM unnest(%(event_ids)s::uuid[], %(types)s::text[], %(versions)s::int[], %(occurred)s::timestamptz[],
+                    %(datas)s::jsonb[]) WITH ORDINALITY AS e(event_id, event_type, schema_version, occurred_at, data, ord)
+        WHERE EXISTS (SELECT 1 FROM claimed)
+        RETURNING position
+    )
+    INSERT INTO events_outbox (position, enqueued_at) SELECT position, now() FROM appended RETURNING position
+"""
+
+# Optimistic concurrency without a table lock: a new stream is claimed with an
+# insert that does nothing on conflict, an existing one with an update that
+# only matches the expected version. A concurrent writer of the same stream
+# waits for the row, then matches nothing: zero rows claimed means conflict,
+# and no events are inserted. Writers of different streams never wait on
+# each other.
+_APPEND_NEW_STREAM = (
+    """
+    WITH claimed AS (
+        INSERT INTO events_stream (stream_id, stream_type, version) VALUES (%(stream_id)s, %(stream_type)s, %(new)s)
+        ON CONFLICT (stream_id) DO NOTHING RETURNING version
+    )"""
+    + _INSERT_EVENTS
+)
+_APPEND_EXISTING_STREAM = (
+    """
+    WITH claimed AS (
+        UPDATE events_stream SET version = %(new)s
+        WHERE stream_id = %(stream_id)s AND version = %(expected)s RETURNING version
+    )"""
+    + _INSERT_EVENTS
+)
+
+
+def _stored_data(et: registry.EventType, instance: Any, customer_id: uuid.UUID | None, key_cache: dict) -> str:
+    data = registry.to_data(instance)
+    pii = et.pii_fields
+    if pii:
+        if customer_id is None:
+            raise ValueError(f"{et.name} carries personal data and needs a customer_id")
+        key = key_cache.get(customer_id)
+        if key is None:
+            key = key_cache[customer_id] = KeyRing.for_writing(customer_id)
+        for name in pii:
+            if data.get(name) is not None:
+                data[name] = encrypt_value(key, customer_id, data[name])
+    return json.dumps(data)
+
+
+def append(
+    *,
+    stream_type: str,
+    stream_id: uuid.UUID,
+    events: Sequence[Any],
+    expected_version: int,
+    customer_id: uuid.UUID | None = None,
+    meta: Metadata = Metadata(),
+    occurred_at: dt.datetime | None = None,
+) -> list[int]:
+    """Append `events` to a stream that must be at `expected_version` (0: a new stream).
+
+    Raises ConcurrencyConflict, inserting nothing, when the stream is at any
+    other version. Runs inside the caller's transaction (or its own): the
+    events, their outbox rows and the caller's state rows commit together.
+    Returns the global positions of the new events.
+    """
+    if not events:
+        return []
+    occurred_at = occurred_at or dt.datetime.now(dt.UTC)
+    key_cache: dict = {}
+    types, versions, datas = [], [], []
+    for instance in events:
+        et = registry.type_of(instance)
+        types.append(et.name)
+        versions.append(et.version)
+        datas.append(_stored_data(et, instance, customer_id, key_cache))
+    params = {
+        "stream_type": stream_type,
+        "stream_id": stream_id,
+        "expected": expected_version,
+        "new": expected_version + len(events),
+        "customer_id": customer_id,
+        "correlation_id": meta.correlation_id,
+        "causation_id": meta.causation_id,
+        "actor": json.dumps(meta.actor.as_dict()),
+        "channel": meta.channel,
+        "event_ids": [uuid7() for _ in events],
+        "types": types,
+        "versions": versions,
+        "occurred": [occurred_at] * len(events),
+        "datas": datas,
+    }
+    sql = _APPEND_NEW_STREAM if expected_version == 0 else _APPEND_EXISTING_STREAM
+    with transaction.atomic(savepoint=False), connection.cursor() as cur:
+        cur.execute(sql, params)
+        positions = [row[0] for row in cur.fetchall()]
+    if not positions:
+        raise ConcurrencyConflict(stream_id, expected_version)
+    return positions
+
+
+# --- reads -----------------------------------------------------------------
+
+
+def envelopes_from_rows(rows: Sequence[tuple]) -> list[Envelope]:
+    """Decrypt and upcast raw rows (in COLUMNS order); one key query for the whole batch."""
+    keys = KeyRing.load(row[7] for row in rows)
+    out = []
+    for row in rows:
+        (position, event_id, etype, version, stype, sid, sversion, cid, occurred, recorded, corr, cause, actor,
+         channel, data) = row
+        # Django has psycopg hand jsonb over as text (its JSONField decodes it).
+        if isinstance(data, str):
+            data = json.loads(data)
+        if isinstance(actor, str):
+            actor = json.loads(actor)
+        data = keys.decrypt_data(cid, data)
+        data = registry.upcast(etype, version, data)
+        out.append(
+            Envelope(position, event_id, etype, registry.event_type(etype).version, stype, sid, sversion, cid,
+                     occurred, recorded, corr, cause, actor, channel, data)
+        )
+    return out
+
+
+def stream_version(stream_id: uuid.UUID) -> int:
+    with connection.cursor() as cur:
+        cur.execute("SELECT version FROM events_stream WHERE stream_id = %s", [stream_id])
+        row = cur.fetchone()
+    return row[0] if row else 0
+
+
+def read_stream(stream_id: uuid.UUID, *, after_version: int = 0) -> list[Envelope]:
+    """Every event of one stream, in stream order."""
+    with connection.cursor() as cur:
+        cur.execute(
+            f"SELECT {COLUMNS} FROM events_event WHERE stream_id = %s AND stream_version > %s "
+            "ORDER BY stream_version",
+            [stream_id, after_version],
+        )
+        return envelopes_from_rows(cur.fetchall())
+
+
+def read_all(*, after_position: int = 0, limit: int = 1000) -> list[Envelope]:
+    """Committed events in position order, starting after `after_position`.
+
+    A position can become visible after a higher one (its transaction
+    committed later). Paging by position is fine for rebuilding and for
+    reading history; the relay, which must never skip one, works from the
+    outbox instead.
+    """
+    with connection.cursor() as cur:
+        cur.execute(
+            f"SELECT {COLUMNS} FROM events_event WHERE position > %s ORDER BY position LIMIT %s",
+            [after_position, limit],
+        )
+        return envelopes_from_rows(cur.fetchall())
+
+
+def iter_all(*, after_position: int = 0, batch_size: int = 5000) -> Iterator[list[Envelope]]:
+    """Batches of everything from a position on, up to what is committed when each batch is read."""
+    position = after_position
+    while True:
+        batch = read_all(after_position=position, limit=batch_size)
+        if not batch:
+            return
+        yield batch
+        position = batch[-1].position
+
+
+def head_position() -> int:
+    with connection.cursor() as cur:
+        cur.execute("SELECT coalesce(max(position), 0) FROM events_event")
+        return cur.fetchone()[0]

@@ -1,0 +1,126 @@
+"""The platform around the apps: probes, schema, WebSocket auth, deploy checks, the catalog."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from contactcenter.asgi import application
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_healthz_answers_without_authentication():
+    response = APIClient().get("/healthz")
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+def test_readyz_reports_every_dependency_and_the_backlog(topic):
+    response = APIClient().get("/readyz")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ready"
+    assert {k: v["ok"] for k, v in body["checks"].items()} == {"database": True, "redis": True, "kafka": True}
+    assert body["outbox"]["count"] == 0
+    assert isinstance(body["projections"], list)
+
+
+def test_readyz_says_not_ready_when_the_database_is_unreachable(settings):
+    env = dict(os.environ, DATABASE_URL="postgresql://nobody@127.0.0.1:1/none", DJANGO_SETTINGS_MODULE="contactcenter.test_settings")
+    code = (
+        "import django; django.setup();"
+        "from django.test import Client; r = Client().get('/readyz');"
+        "import json; b = json.loads(r.content); print(r.status_code, b['checks']['database']['ok'])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=settings.BASE_DIR, capture_output=True, text=True,
+                         timeout=60)
+    assert out.stdout.split() == ["503", "False"], out.stderr
+
+
+def test_openapi_schema_and_offline_swagger_ui(staff):
+    client = APIClient()
+    client.force_login(staff)
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert schema.status_code == 200
+    assert "/api/customers/" in schema.json()["paths"]
+    docs = client.get("/api/docs/")
+    assert docs.status_code == 200
+    html = docs.content.decode()
+    assert "/static/drf_spectacular_sidecar/swagger-ui-dist/" in html and "cdn." not in html
+    asset = client.get("/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js")
+    assert asset.status_code == 200
+
+
+async def _ws_connect(path):
+    communicator = WebsocketCommunicator(application, path, headers=[(b"host", b"localhost"), (b"origin", b"http://localhost")])
+    connected, code = await communicator.connect()
+    return communicator, connected, code
+
+
+def test_websocket_refuses_a_connection_without_a_token():
+    from asgiref.sync import async_to_sync
+
+    communicator, connected, code = async_to_sync(_ws_connect)(
+        "/ws/customers/00000000-0000-0000-0000-000000000001/timeline/"
+    )
+    assert not connected and code == 4401
+
+
+def test_websocket_with_a_token_receives_timeline_pushes(user):
+    from asgiref.sync import async_to_sync
+
+    from customers.realtime import notify_timeline
+    from events.store import Envelope
+
+    token = Token.objects.create(user=user)
+    customer = "00000000-0000-0000-0000-000000000002"
+
+    async def scenario():
+        communicator, connected, _ = await _ws_connect(f"/ws/customers/{customer}/timeline/?token={token.key}")
+        assert connected
+        from asgiref.sync import sync_to_async
+
+        import datetime as dt
+        import uuid
+
+        env = Envelope(7, uuid.uuid4(), "customers.CustomerRegistered", 2, "customer", uuid.UUID(customer), 1,
+                       uuid.UUID(customer), dt.datetime.now(dt.UTC), dt.datetime.now(dt.UTC), None, None, {}, "", {})
+        await sync_to_async(notify_timeline)([env])
+        message = await communicator.receive_json_from(timeout=5)
+        await communicator.disconnect()
+        return message
+
+    message = async_to_sync(scenario)()
+    assert message["type"] == "timeline.changed" and message["position"] == 7 and message["customer_id"] == customer
+
+
+def test_check_deploy_passes_with_production_values():
+    env = dict(
+        os.environ,
+        DEBUG="false",
+        SECRET_KEY="x7!Qz-production-like-secret-key-with-enough-entropy-0123456789abcdef",
+        ALLOWED_HOSTS="cc.example.com",
+        DJANGO_SETTINGS_MODULE="contactcenter.settings",
+    )
+    out = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"], env=env,
+                         cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_the_default_secret_key_is_refused_by_check_deploy():
+    env = dict(os.environ, DEBUG="false", ALLOWED_HOSTS="cc.example.com", DJANGO_SETTINGS_MODULE="contactcenter.settings")
+    env.pop("SECRET_KEY", None)
+    out = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"], env=env,
+                         cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0 and "SECRET_KEY" in out.stdout + out.stderr
+
+
+def test_event_catalog_in_docs_is_up_to_date():
+    out = subprocess.run([sys.executable, "manage.py", "event_catalog", "--check"], cwd=settings.BASE_DIR,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
