@@ -269,18 +269,17 @@ def _make_traversable(path: Path) -> None:
 
 
 def _make_world_readable(tree: Path) -> None:
-    """o+r on files, o+rx on directories/executables below ``tree`` where missing."""
-    for root, dirs, files in os.walk(tree):
-        for name in [*dirs, *files]:
-            p = Path(root, name)
-            st = p.lstat()
-            if stat.S_ISLNK(st.st_mode):
-                continue
-            want = stat.S_IROTH
-            if stat.S_ISDIR(st.st_mode) or st.st_mode & stat.S_IXUSR:
-                want |= stat.S_IXOTH
-            if st.st_mode & want != want:
-                p.chmod(stat.S_IMODE(st.st_mode) | want)
+    """o+r on files, o+rx on directories/executables in ``tree`` where missing."""
+    paths = (Path(root, name) for root, dirs, files in os.walk(tree) for name in [*dirs, *files])
+    for p in [tree, *paths]:
+        st = p.lstat()
+        if stat.S_ISLNK(st.st_mode):
+            continue
+        want = stat.S_IROTH
+        if stat.S_ISDIR(st.st_mode) or st.st_mode & stat.S_IXUSR:
+            want |= stat.S_IXOTH
+        if st.st_mode & want != want:
+            p.chmod(stat.S_IMODE(st.st_mode) | want)
 
 
 def _chown_tree(path: Path, uid: int, gid: int) -> None:
@@ -598,10 +597,6 @@ class _Daemon(Service):
         raise NotImplementedError
 
     @property
-    def env_value(self) -> str:
-        raise NotImplementedError
-
-    @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
@@ -807,7 +802,8 @@ class _signals:
     SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
     def __enter__(self):
-        self._old = {s: signal.signal(s, self._raise) for s in self.SIGNALS}
+        self._old = {signal.SIGINT: signal.getsignal(signal.SIGINT)}
+        self._old.update((s, signal.signal(s, self._raise)) for s in self.SIGNALS)
         return self
 
     @staticmethod
@@ -821,7 +817,6 @@ class _signals:
             signal.signal(s, signal.SIG_IGN)
 
     def __exit__(self, *exc):
-        signal.signal(signal.SIGINT, signal.default_int_handler)
         for s, handler in self._old.items():
             signal.signal(s, handler)
 
@@ -932,11 +927,8 @@ def _stop_children(children: list[_Child]) -> None:
 
 
 def _display_python() -> str:
-    try:
-        return os.path.relpath(sys.executable, REPO_ROOT) if Path(sys.executable).is_relative_to(REPO_ROOT) \
-            else sys.executable
-    except ValueError:
-        return sys.executable
+    exe = Path(sys.executable)
+    return os.path.relpath(exe, REPO_ROOT) if exe.is_relative_to(REPO_ROOT) else str(exe)
 
 
 def _banner(web_port: int, env_add: dict) -> str:

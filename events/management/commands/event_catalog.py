@@ -10,7 +10,8 @@ from events import projection, registry
 
 def _type_name(tp) -> str:
     text = getattr(tp, "__name__", None) if typing.get_origin(tp) is None else None
-    return text or str(tp).replace("typing.", "").replace("uuid.", "").replace("datetime.", "")
+    text = text or str(tp).replace("typing.", "").replace("uuid.", "").replace("datetime.", "")
+    return text.replace(" | ", " or ")
 
 
 def render() -> str:
@@ -46,6 +47,13 @@ def render() -> str:
             lines += ["", "Older versions are upcast on read: " + ", ".join(
                 f"`upcast_v{v}_v{v + 1}`" for v, _ in et.upcasters())]
         lines.append("")
+    lines += ["# Projections", "", "Rebuild any of them with `python manage.py replay NAME`.", "",
+              "| projection | read-model tables | reads |", "| --- | --- | --- |"]
+    for p in projection.all_projections():
+        tables = ", ".join(f"`{m._meta.db_table}`" for m in p.tables)
+        reads = p.reads or ", ".join(f"`{t}`" for t in p.event_types)
+        lines.append(f"| `{p.name}` | {tables} | {reads} |")
+    lines.append("")
     return "\n".join(lines)
 
 
