@@ -35,9 +35,14 @@ run: .venv
 test: .venv
 	$(VENV_PY) -m contactcenter.devstack test $(PYTEST_ARGS)
 
-# Throw-away stack with real fsync, like production.
-bench-events: .venv
-	$(VENV_PY) -m contactcenter.devstack bench bench/events_bench.py
+# Throw-away stack with real fsync, like production; installs the bench-only
+# peer (eventsourcing) first.
+$(VENV)/.bench-installed: requirements-bench.txt $(VENV)/.installed
+	$(VENV_PY) -m pip install -r requirements-bench.txt
+	touch $@
+
+bench-events: .venv $(VENV)/.bench-installed
+	$(VENV_PY) -m contactcenter.devstack bench bench/events_bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf .data

@@ -43,7 +43,7 @@ def _check_kafka() -> dict:
     with _kafka_lock:
         try:
             if _kafka_admin is None:
-                _kafka_admin = kafka.admin_client()
+                _kafka_admin = kafka.admin_client(bootstrap_timeout_ms=2_000)
             topics = _kafka_admin.list_topics()
         except Exception:
             if _kafka_admin is not None:

@@ -22,8 +22,9 @@ def bootstrap() -> list[str]:
     return list(settings.KAFKA_BOOTSTRAP_SERVERS)
 
 
-def admin_client() -> KafkaAdminClient:
-    return KafkaAdminClient(bootstrap_servers=bootstrap(), client_id="contactcenter-admin", **_CONNECT)
+def admin_client(bootstrap_timeout_ms: int = 30_000) -> KafkaAdminClient:
+    return KafkaAdminClient(bootstrap_servers=bootstrap(), client_id="contactcenter-admin",
+                            bootstrap_timeout_ms=bootstrap_timeout_ms, **_CONNECT)
 
 
 def producer() -> KafkaProducer:

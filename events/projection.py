@@ -24,9 +24,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from django.db import connection, models, transaction
+from django.utils import timezone
 
 from events import registry
-from events.store import Envelope
+from events.models import DeadLetter
+from events.store import COLUMNS, Envelope, envelopes_from_rows
 
 log = logging.getLogger(__name__)
 
@@ -160,9 +162,6 @@ def _dead_letter(projection: Projection, env: Envelope) -> None:
 
 def retry_dead_letter(dead_letter_id: int) -> bool:
     """Apply a dead-lettered event again (admin action). Returns True when it now applied."""
-    from events.models import DeadLetter
-    from events.store import COLUMNS, envelopes_from_rows
-
     with transaction.atomic():
         dl = DeadLetter.objects.select_for_update().get(pk=dead_letter_id)
         if dl.resolved_at is not None:
@@ -178,7 +177,5 @@ def retry_dead_letter(dead_letter_id: int) -> bool:
                 attempts=dl.attempts + 1, error=f"{type(exc).__name__}: {exc}"[:2000], traceback=traceback.format_exc()
             )
             return False
-        from django.utils import timezone
-
         DeadLetter.objects.filter(pk=dl.pk).update(resolved_at=timezone.now(), attempts=dl.attempts + 1)
         return True

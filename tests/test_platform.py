@@ -42,6 +42,21 @@ def test_readyz_says_not_ready_when_the_database_is_unreachable(settings):
     assert out.stdout.split() == ["503", "False"], out.stderr
 
 
+def test_readyz_with_kafka_away_reports_it_but_stays_ready(settings):
+    """The API keeps accepting while Kafka is down (the outbox holds the events), so the probe says ready."""
+    env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1", DJANGO_SETTINGS_MODULE="contactcenter.test_settings")
+    db = settings.DATABASES["default"]
+    env["DATABASE_URL"] = f"postgresql://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    code = (
+        "import django; django.setup();"
+        "from django.test import Client; r = Client().get('/readyz');"
+        "import json; b = json.loads(r.content); print(r.status_code, b['checks']['kafka']['ok'], b['status'])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=settings.BASE_DIR, capture_output=True, text=True,
+                         timeout=60)
+    assert out.stdout.split() == ["200", "False", "ready"], out.stderr[-2000:]
+
+
 def test_openapi_schema_and_offline_swagger_ui(staff):
     client = APIClient()
     client.force_login(staff)
