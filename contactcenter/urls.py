@@ -10,6 +10,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
-    path("api/", include("customers.api.urls")),
-    path("api/", include("events.api.urls")),
+    path("api/v1/", include("customers.api.urls")),
+    path("api/v1/", include("events.api.urls")),
 ]

@@ -10,7 +10,7 @@ class CustomerTimelineConsumer(AsyncJsonWebsocketConsumer):
 
     Authenticate with ?token=<API token> (or the admin session). Anonymous
     connections are closed with code 4401. On (re)connect, read
-    /api/customers/{id}/timeline/ to catch up: pushes are hints, not the record.
+    /api/v1/customers/{id}/timeline/ to catch up: pushes are hints, not the record.
     """
 
     async def connect(self):

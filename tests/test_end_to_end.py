@@ -41,7 +41,7 @@ def test_a_request_reaches_kafka_and_the_projections(api, topic, background):
     background.relay()
     background.projector("customers.directory")
     background.projector("customers.timeline")
-    response = api.post("/api/customers/", {"display_name": "Edsger Dijkstra", "preferred_channel": "email"},
+    response = api.post("/api/v1/customers/", {"display_name": "Edsger Dijkstra", "preferred_channel": "email"},
                         format="json")
     assert response.status_code == 201
     customer_id = response.json()["id"]
@@ -54,5 +54,5 @@ def test_a_request_reaches_kafka_and_the_projections(api, topic, background):
 
     wait_for(lambda: CustomerProfile.objects.filter(customer_id=customer_id).exists(), what="profile")
     wait_for(lambda: TimelineEntry.objects.filter(customer_id=customer_id).exists(), what="timeline")
-    profile = api.get(f"/api/customers/{customer_id}/").json()
+    profile = api.get(f"/api/v1/customers/{customer_id}/").json()
     assert profile["display_name"] == "Edsger Dijkstra" and profile["event_count"] == 1

@@ -24,12 +24,12 @@ def project_everything():
 
 def register(api, **data):
     body = {"display_name": "Ada Lovelace", "email": "ada@example.com", "phone": "+44 20 7946 0001", **data}
-    response = api.post("/api/customers/", body, format="json")
+    response = api.post("/api/v1/customers/", body, format="json")
     assert response.status_code == 201, response.content
     return response.json()
 
 
-@pytest.mark.parametrize("path", ["/api/customers/", f"/api/customers/{uuid.uuid4()}/", "/api/events/",
+@pytest.mark.parametrize("path", ["/api/v1/customers/", f"/api/v1/customers/{uuid.uuid4()}/", "/api/v1/events/",
                                   "/api/schema/", "/api/docs/"])
 def test_requests_without_a_token_get_401(path):
     response = APIClient().get(path)
@@ -40,7 +40,7 @@ def test_requests_without_a_token_get_401(path):
 def test_a_wrong_token_gets_401():
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION="Bearer not-a-real-token")
-    assert client.get("/api/customers/").status_code == 401
+    assert client.get("/api/v1/customers/").status_code == 401
 
 
 def test_issue_token_prints_a_token_that_works(user, capsys):
@@ -48,7 +48,7 @@ def test_issue_token_prints_a_token_that_works(user, capsys):
     token = capsys.readouterr().out.strip()
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-    assert client.get("/api/customers/").status_code == 200
+    assert client.get("/api/v1/customers/").status_code == 200
 
 
 def test_register_appends_an_event_and_the_projections_show_it(api, user):
@@ -59,9 +59,9 @@ def test_register_appends_an_event_and_the_projections_show_it(api, user):
     assert event.actor == {"type": "user", "id": str(user.pk), "name": "agent1"}
     assert OutboxEntry.objects.filter(position=event.position).exists()
     project_everything()
-    profile = api.get(f"/api/customers/{created['id']}/").json()
+    profile = api.get(f"/api/v1/customers/{created['id']}/").json()
     assert profile["display_name"] == "Ada Lovelace" and profile["preferred_channel"] == "chat"
-    timeline = api.get(f"/api/customers/{created['id']}/timeline/").json()
+    timeline = api.get(f"/api/v1/customers/{created['id']}/timeline/").json()
     (entry,) = timeline["results"]
     assert entry["event_type"] == "customers.CustomerRegistered"
     assert "display_name" not in entry["data"] and "display_name" in entry["personal_fields"]
@@ -69,7 +69,7 @@ def test_register_appends_an_event_and_the_projections_show_it(api, user):
 
 def test_correlation_id_header_is_kept(api):
     cid = uuid.uuid4()
-    response = api.post("/api/customers/", {"display_name": "Ada"}, format="json", HTTP_X_CORRELATION_ID=str(cid))
+    response = api.post("/api/v1/customers/", {"display_name": "Ada"}, format="json", HTTP_X_CORRELATION_ID=str(cid))
     assert Event.objects.get(stream_id=response.json()["id"]).correlation_id == cid
 
 
@@ -84,20 +84,20 @@ def test_correlation_id_header_is_kept(api):
     ],
 )
 def test_bad_input_is_a_400_naming_the_field_and_writes_nothing(api, body, field, words):
-    response = api.post("/api/customers/", body, format="json")
+    response = api.post("/api/v1/customers/", body, format="json")
     assert response.status_code == 400
     assert words in " ".join(response.json()[field])
     assert Event.objects.count() == 0 and Customer.objects.count() == 0
 
 
 def test_malformed_json_is_a_400(api):
-    response = api.post("/api/customers/", "{not json", content_type="application/json")
+    response = api.post("/api/v1/customers/", "{not json", content_type="application/json")
     assert response.status_code == 400 and "JSON" in response.json()["detail"]
 
 
 def test_stale_expected_version_is_a_409_and_changes_nothing(api):
     created = register(api)
-    url = f"/api/customers/{created['id']}/"
+    url = f"/api/v1/customers/{created['id']}/"
     assert api.patch(url, {"expected_version": 1, "email": "new@example.com"}, format="json").status_code == 200
     stale = api.patch(url, {"expected_version": 1, "email": "lost@example.com"}, format="json")
     assert stale.status_code == 409
@@ -110,40 +110,40 @@ def test_stale_expected_version_is_a_409_and_changes_nothing(api):
 
 def test_change_without_fields_or_version_is_a_400(api):
     created = register(api)
-    url = f"/api/customers/{created['id']}/"
+    url = f"/api/v1/customers/{created['id']}/"
     assert "expected_version" in api.patch(url, {"email": "a@b.cd"}, format="json").json()
     response = api.patch(url, {"expected_version": 1}, format="json")
     assert response.status_code == 400 and response.json()["code"] == "nothing_to_change"
 
 
 def test_unknown_customer_is_a_404(api):
-    assert api.patch(f"/api/customers/{uuid.uuid4()}/", {"expected_version": 1, "phone": "123"},
+    assert api.patch(f"/api/v1/customers/{uuid.uuid4()}/", {"expected_version": 1, "phone": "123"},
                      format="json").status_code == 404
-    assert api.get(f"/api/customers/{uuid.uuid4()}/timeline/").status_code == 404
+    assert api.get(f"/api/v1/customers/{uuid.uuid4()}/timeline/").status_code == 404
 
 
 def test_only_staff_may_erase_or_read_raw_events(api, staff_api):
     created = register(api)
-    assert api.post(f"/api/customers/{created['id']}/erase/", {"reason": "r"}, format="json").status_code == 403
-    assert api.get("/api/events/").status_code == 403
-    assert api.get(f"/api/events/streams/{created['id']}/").status_code == 403
+    assert api.post(f"/api/v1/customers/{created['id']}/erase/", {"reason": "r"}, format="json").status_code == 403
+    assert api.get("/api/v1/events/").status_code == 403
+    assert api.get(f"/api/v1/events/streams/{created['id']}/").status_code == 403
     assert Customer.objects.get(id=created["id"]).erased_at is None
-    page = staff_api.get("/api/events/?after=0&limit=10").json()
+    page = staff_api.get("/api/v1/events/?after=0&limit=10").json()
     assert [e["stream_id"] for e in page["events"]] == [created["id"]]
     assert page["events"][0]["data"]["display_name"] == "Ada Lovelace"  # decrypted for staff
-    assert staff_api.get("/api/events/?limit=5000").status_code == 400
+    assert staff_api.get("/api/v1/events/?limit=5000").status_code == 400
 
 
 def test_erasure_erases_personal_data_everywhere_and_nothing_else(api, staff_api):
     keep = register(api, display_name="Grace Hopper", email="grace@example.com")
     gone = register(api)
-    api.patch(f"/api/customers/{gone['id']}/", {"expected_version": 1, "phone": "+1 555 0199"}, format="json")
+    api.patch(f"/api/v1/customers/{gone['id']}/", {"expected_version": 1, "phone": "+1 555 0199"}, format="json")
     project_everything()
     before = list(Event.objects.order_by("position").values_list("position", "event_type", "stream_version", "data"))
 
-    response = staff_api.post(f"/api/customers/{gone['id']}/erase/", {"reason": "GDPR request 42"}, format="json")
+    response = staff_api.post(f"/api/v1/customers/{gone['id']}/erase/", {"reason": "GDPR request 42"}, format="json")
     assert response.status_code == 200 and response.json()["version"] == 3
-    again = staff_api.post(f"/api/customers/{gone['id']}/erase/", {"reason": "again"}, format="json")
+    again = staff_api.post(f"/api/v1/customers/{gone['id']}/erase/", {"reason": "again"}, format="json")
     assert again.status_code == 200 and again.json()["positions"] == []  # idempotent
 
     # The store: history unchanged (one event added), personal fields unreadable.
@@ -167,7 +167,7 @@ def test_erasure_erases_personal_data_everywhere_and_nothing_else(api, staff_api
         assert TimelineEntry.objects.filter(customer_id=gone["id"]).count() == 3
 
     # Changing an erased customer is refused.
-    refused = api.patch(f"/api/customers/{gone['id']}/", {"expected_version": 3, "phone": "123"}, format="json")
+    refused = api.patch(f"/api/v1/customers/{gone['id']}/", {"expected_version": 3, "phone": "123"}, format="json")
     assert refused.status_code == 409 and refused.json()["code"] == "customer_erased"
 
 
