@@ -39,17 +39,6 @@ class Event(models.Model):
         return f"#{self.position} {self.event_type} {self.stream_type}/{self.stream_id}@{self.stream_version}"
 
 
-class Stream(models.Model):
-    """The current version of each stream: the row optimistic concurrency hinges on."""
-
-    stream_id = models.UUIDField(primary_key=True)
-    stream_type = models.CharField(max_length=100)
-    version = models.PositiveIntegerField()
-
-    class Meta:
-        db_table = "events_stream"
-
-
 class OutboxEntry(models.Model):
     """An event committed but not yet published to Kafka.
 

@@ -27,6 +27,7 @@ from django.db import connection, models, transaction
 from django.utils import timezone
 
 from events import registry
+from events.db import raw_cursor
 from events.models import DeadLetter
 from events.store import COLUMNS, Envelope, envelopes_from_rows
 
@@ -45,8 +46,9 @@ class Projection:
     batch_handler: Callable[[Sequence[Envelope]], None] | None = None
     # Optional: runs after the batch commits (e.g. a WebSocket push).
     after_commit: Callable[[Sequence[Envelope]], None] | None = None
-    # For the catalog, when a batch handler reads more than `handlers` names
-    # (e.g. "every event that has a customer").
+    # Event types a batch handler reads (for the catalog), and a sentence
+    # when it reads more than it can name (e.g. "every event with a customer").
+    subscribes: Sequence[type] = ()
     reads: str = ""
 
     def __post_init__(self) -> None:
@@ -54,7 +56,7 @@ class Projection:
 
     @property
     def event_types(self) -> list[str]:
-        return sorted(self._by_type)
+        return sorted(set(self._by_type) | {registry.type_of(cls).name for cls in self.subscribes})
 
     def apply(self, envelopes: Sequence[Envelope]) -> None:
         if self.batch_handler is not None:
@@ -97,10 +99,10 @@ def apply_envelopes(projection: Projection, envelopes: Iterable[Envelope]) -> li
     envelopes = list(envelopes)
     if not envelopes:
         return []
-    with connection.cursor() as cur:
+    with raw_cursor() as cur:
         cur.execute(
             "SELECT stream_id, version FROM events_projection_stream WHERE projection = %s AND stream_id = ANY(%s)",
-            [projection.name, list({e.stream_id for e in envelopes})],
+            [projection.name, list({e.stream_id for e in envelopes})], prepare=True,
         )
         applied = dict(cur.fetchall())
     fresh, changed = [], {}
@@ -112,14 +114,14 @@ def apply_envelopes(projection: Projection, envelopes: Iterable[Envelope]) -> li
     if not fresh:
         return []
     _apply_or_dead_letter(projection, fresh)
-    with connection.cursor() as cur:
+    with raw_cursor() as cur:
         cur.execute(
             """
             INSERT INTO events_projection_stream (projection, stream_id, version)
             SELECT %s, s, v FROM unnest(%s::uuid[], %s::int[]) AS t(s, v)
             ON CONFLICT (projection, stream_id) DO UPDATE SET version = EXCLUDED.version
             """,
-            [projection.name, list(changed), list(changed.values())],
+            [projection.name, list(changed), list(changed.values())], prepare=True,
         )
     return fresh
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import decimal
+import functools
 import typing
 import uuid
 from dataclasses import dataclass, field
@@ -46,7 +47,7 @@ class EventType:
     emitted_by: str
     description: str
 
-    @property
+    @functools.cached_property
     def pii_fields(self) -> frozenset[str]:
         return frozenset(f.name for f in dataclasses.fields(self.cls) if f.metadata.get(PII))
 
@@ -140,17 +141,23 @@ def _coerce(tp: Any, value: Any) -> Any:
 def upcast(name: str, version: int, data: dict) -> dict:
     """Bring a stored payload of `version` up to the type's current version."""
     et = event_type(name)
+    if version == et.version:
+        return data
     for v, upcaster in et.upcasters():
         if v >= version:
             data = upcaster(dict(data))
     return data
 
 
+@functools.cache
+def _fields_of(cls: type) -> tuple[dict, frozenset]:
+    return typing.get_type_hints(cls), frozenset(f.name for f in dataclasses.fields(cls))
+
+
 def from_data(name: str, data: dict) -> Any:
     """Build the event instance from a current-version payload; unknown fields are rejected."""
     et = event_type(name)
-    hints = typing.get_type_hints(et.cls)
-    names = {f.name for f in dataclasses.fields(et.cls)}
+    hints, names = _fields_of(et.cls)
     unknown = set(data) - names
     if unknown:
         raise InvalidEventData(f"{name}: unknown fields {sorted(unknown)}")
