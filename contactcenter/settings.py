@@ -143,6 +143,10 @@ if not DATABASE_URL.startswith(("postgres://", "postgresql://")):
     raise ImproperlyConfigured("DATABASE_URL must be a PostgreSQL URL (postgresql://user:pass@host:port/db)")
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# The event store prepares its hot statements once per connection. Turn off
+# behind a transaction-mode pgbouncer older than 1.21 (or without
+# max_prepared_statements), which cannot carry prepared statements.
+DB_PREPARED_STATEMENTS = env_bool("DB_PREPARED_STATEMENTS", True)
 
 # --------------------------------------------------------------------------
 # Kafka (the distribution log) and the event store

@@ -124,15 +124,13 @@ def timeline_apply(envelopes: Sequence[Envelope]) -> None:
             if env.customer_id is None:
                 continue
             personal = registry.event_type(env.event_type).pii_fields
-            data = env.data
             if personal:
-                data = {k: v for k, v in data.items() if k not in personal}
-                listed = sorted(k for k in personal if env.data.get(k) is not None)
+                data = json.dumps({k: v for k, v in env.data.items() if k not in personal})
+                listed = json.dumps(sorted(k for k in personal if env.data.get(k) is not None))
             else:
-                listed = []
+                data, listed = env.data_json, "[]"  # copied through as stored: no parse, no dump
             copy.write_row((env.position, env.customer_id, env.event_id, env.event_type, env.stream_type,
-                            env.stream_id, env.occurred_at, env.channel, json.dumps(env.actor), json.dumps(data),
-                            json.dumps(listed)))
+                            env.stream_id, env.occurred_at, env.channel, env.actor_json, data, listed))
 
 
 directory = register(

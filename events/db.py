@@ -4,6 +4,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
+from django.conf import settings
 from django.db import connection
 
 
@@ -20,5 +21,11 @@ def raw_cursor() -> Iterator[psycopg.Cursor]:
     has results sent in binary, which loads timestamps and uuids faster.)
     """
     connection.ensure_connection()
-    with psycopg.Cursor(connection.connection) as cur:
+    conn = connection.connection
+    if conn.prepare_threshold is None and settings.DB_PREPARED_STATEMENTS:
+        # Django opens connections with prepared statements off, and then
+        # psycopg ignores `prepare=True`. Django's own cursors bind on the
+        # client and never prepare, so this changes nothing for the ORM.
+        conn.prepare_threshold = 5
+    with psycopg.Cursor(conn) as cur:
         yield cur

@@ -103,7 +103,12 @@ def all_types() -> list[EventType]:
 # --- (de)serialisation -----------------------------------------------------
 
 
+_PLAIN = (str, int, float, bool, type(None))
+
+
 def _to_json(value: Any) -> Any:
+    if type(value) in _PLAIN:
+        return value
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, (dt.datetime, dt.date)):
