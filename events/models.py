@@ -14,7 +14,9 @@ class Event(models.Model):
 
     position = models.BigAutoField(primary_key=True)
     event_id = models.UUIDField(unique=True)
-    event_type = models.CharField(max_length=200, db_index=True)
+    # No index on event_type: every append would pay for it, and nothing
+    # reads by type alone on the hot path (projections read by position).
+    event_type = models.CharField(max_length=200)
     schema_version = models.PositiveSmallIntegerField()
     stream_type = models.CharField(max_length=100)
     stream_id = models.UUIDField()
@@ -22,7 +24,7 @@ class Event(models.Model):
     customer_id = models.UUIDField(null=True, blank=True, db_index=True)
     occurred_at = models.DateTimeField()
     recorded_at = models.DateTimeField(db_default=Now())
-    correlation_id = models.UUIDField(null=True, blank=True, db_index=True)
+    correlation_id = models.UUIDField(null=True, blank=True)
     causation_id = models.UUIDField(null=True, blank=True)
     actor = models.JSONField(default=dict)
     channel = models.CharField(max_length=20, blank=True, default="")
@@ -33,6 +35,11 @@ class Event(models.Model):
         ordering = ["position"]
         constraints = [
             models.UniqueConstraint(fields=["stream_id", "stream_version"], name="events_stream_version_uniq"),
+        ]
+        indexes = [
+            # Partial: events appended without a correlation id cost no index write.
+            models.Index(fields=["correlation_id"], name="events_correlation_idx",
+                         condition=models.Q(correlation_id__isnull=False)),
         ]
 
     def __str__(self) -> str:
