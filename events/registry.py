@@ -122,9 +122,14 @@ def _to_json(value: Any) -> Any:
     return value
 
 
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
 def to_data(instance: Any) -> dict:
     """The JSON payload of an event instance (plain values, personal data still clear)."""
-    return {f.name: _to_json(getattr(instance, f.name)) for f in dataclasses.fields(instance)}
+    return {name: _to_json(getattr(instance, name)) for name in _field_names(type(instance))}
 
 
 def _coerce(tp: Any, value: Any) -> Any:
