@@ -34,7 +34,7 @@ async def _send_all(messages: list[tuple[str, dict]]) -> None:
     if layer is None:
         return
     results = await asyncio.gather(*(layer.group_send(group, msg) for group, msg in messages), return_exceptions=True)
-    for (group, _), result in zip(messages, results):
+    for (group, _), result in zip(messages, results, strict=True):
         if isinstance(result, Exception):
             log.warning("push to %s failed: %s", group, result)
 

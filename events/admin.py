@@ -84,13 +84,11 @@ class DeadLetterAdmin(ReadOnlyAdmin):
 class ProjectionStateAdmin(ReadOnlyAdmin):
     list_display = ("name", "status", "applied_total", "lag", "last_applied_at", "broker_epoch", "positions")
 
-    def get_queryset(self, request):
-        self._lag = {row["name"]: row for row in selectors.projection_lag()}
-        return super().get_queryset(request)
-
     @admin.display(description="lag (messages)")
     def lag(self, obj):
-        row = self._lag.get(obj.name, {})
+        # One small query per projection (there are a handful); no state on
+        # the admin instance, which every request shares.
+        row = next((r for r in selectors.projection_lag() if r["name"] == obj.name), {})
         return "restarting" if row.get("lag_messages") is None else row["lag_messages"]
 
     @admin.display(description="next offset per partition")

@@ -11,6 +11,11 @@
 An event whose transaction commits after the rebuild passed its position is
 not lost: no later event of its stream can exist yet, so the live runner
 applies it from Kafka.
+
+If a rebuild stops half-way (killed, database gone), the projection stays
+`rebuilding` and its live runner keeps waiting, so nobody reads a half-built
+model as if it were current: run `replay NAME` again (the admin shows the
+status).
 """
 
 from __future__ import annotations

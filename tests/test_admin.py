@@ -1,11 +1,9 @@
 """The admin: every page renders; retry and erase actions work; read-only stays read-only."""
 
-import uuid
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
-from django.urls import reverse
 
 from customers import services
 from customers.models import CustomerProfile

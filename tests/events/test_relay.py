@@ -49,7 +49,7 @@ def test_a_position_that_commits_late_is_still_published(topic):
     relay = Relay()
     relay.connect()
     try:
-        a_inserted, b_done, a_may_commit = threading.Event(), threading.Event(), threading.Event()
+        a_inserted, a_may_commit = threading.Event(), threading.Event()
         a_position = []
 
         def slow_writer():
