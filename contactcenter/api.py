@@ -59,5 +59,8 @@ def exception_handler(exc, context):
         exc = exceptions.NotFound()
     domain_status = getattr(exc, "status", None)
     if isinstance(domain_status, int) and hasattr(exc, "code") and not isinstance(exc, exceptions.APIException):
-        return Response({"detail": str(exc), "code": exc.code}, status=domain_status)
+        body = {"detail": str(exc), "code": exc.code}
+        if getattr(exc, "field", None):
+            body["field"] = exc.field  # which input was wrong, for domain-level checks
+        return Response(body, status=domain_status)
     return drf_exception_handler(exc, context)

@@ -1,0 +1,124 @@
+"""Events of the interaction stream (stream_type "interaction", stream_id = interaction id).
+
+An interaction is one conversation on one channel; its events carry the
+customer id, so they land on the customer's timeline and keep their order
+with everything else of that customer on Kafka.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from events.registry import event, pii
+
+
+@event("interactions.InteractionCreated", version=1, emitted_by="interactions.services (intake)")
+@dataclass(frozen=True)
+class InteractionCreated:
+    """A conversation began: inbound from the customer or outbound from the center."""
+
+    channel: str
+    direction: str
+    case_id: uuid.UUID
+    subject: str | None = pii(default=None)
+
+
+@event("interactions.InteractionQueued", version=1, emitted_by="interactions.services")
+@dataclass(frozen=True)
+class InteractionQueued:
+    """Waiting in a queue for an agent."""
+
+    queue: str
+
+
+@event("interactions.InteractionOffered", version=1, emitted_by="routing (offers)")
+@dataclass(frozen=True)
+class InteractionOffered:
+    """Offered to one agent (for a call: ringing at the agent)."""
+
+    agent_id: str
+
+
+@event("interactions.OfferDeclined", version=1, emitted_by="routing (offers)")
+@dataclass(frozen=True)
+class OfferDeclined:
+    """The agent rejected the offer or let it time out; the interaction waits again."""
+
+    agent_id: str
+    reason: str
+
+
+@event("interactions.InteractionAccepted", version=1, emitted_by="interactions.services")
+@dataclass(frozen=True)
+class InteractionAccepted:
+    """The agent took it (for a call: answered)."""
+
+    agent_id: str
+
+
+@event("interactions.InteractionHeld", version=1, emitted_by="interactions.services")
+@dataclass(frozen=True)
+class InteractionHeld:
+    """Put on hold by the agent."""
+
+
+@event("interactions.InteractionResumed", version=1, emitted_by="interactions.services")
+@dataclass(frozen=True)
+class InteractionResumed:
+    """Taken off hold."""
+
+
+@event("interactions.InteractionTransferred", version=1, emitted_by="interactions.services")
+@dataclass(frozen=True)
+class InteractionTransferred:
+    """Handed to another agent or queue; the note travels with it."""
+
+    from_agent_id: str
+    to_agent_id: str | None
+    to_queue: str | None
+    note: str
+
+
+@event("interactions.MessageRecorded", version=1, emitted_by="interactions.services (channels, webhooks)")
+@dataclass(frozen=True)
+class MessageRecorded:
+    """A message in the conversation, either way (chat, email, SMS, social)."""
+
+    direction: str
+    body: str = pii()
+    provider_message_id: str | None = None
+
+
+@event("interactions.InteractionEnded", version=1, emitted_by="interactions.services")
+@dataclass(frozen=True)
+class InteractionEnded:
+    """The conversation itself ended; wrap-up follows."""
+
+    reason: str
+    duration_seconds: int | None = None
+
+
+@event("interactions.InteractionWrappedUp", version=1, emitted_by="interactions.services")
+@dataclass(frozen=True)
+class InteractionWrappedUp:
+    """After-contact work done: disposition code and notes. The interaction is resolved."""
+
+    disposition: str
+    notes: str = pii(default="")
+
+
+@event("interactions.InteractionAbandoned", version=1, emitted_by="interactions.services")
+@dataclass(frozen=True)
+class InteractionAbandoned:
+    """The customer left before an agent took the conversation."""
+
+    waited_seconds: int | None = None
+
+
+@event("interactions.InteractionReopened", version=1, emitted_by="interactions.services")
+@dataclass(frozen=True)
+class InteractionReopened:
+    """A resolved or abandoned conversation came back (e.g. the customer replied)."""
+
+    reason: str
