@@ -1,7 +1,7 @@
 from django.contrib import admin, messages
 
 from customers import services
-from customers.models import Customer, CustomerProfile, TimelineEntry
+from customers.models import Customer, CustomerIdentity, CustomerProfile, TimelineEntry
 from events.store import Actor, Metadata
 
 
@@ -33,10 +33,24 @@ class CustomerProfileAdmin(admin.ModelAdmin):
         self.message_user(request, f"{erased} customers erased.", messages.SUCCESS)
 
 
+class IdentityInline(admin.TabularInline):
+    """Kinds only: identities are stored as keyed hashes (the clear values are in the encrypted events)."""
+
+    model = CustomerIdentity
+    fields = ("kind", "provider", "created_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
     list_display = ("id", "version", "created_at", "erased_at")
     readonly_fields = ("id", "version", "created_at", "erased_at")
+    inlines = [IdentityInline]
 
     def has_add_permission(self, request):
         return False

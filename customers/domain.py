@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from customers.events import CustomerDetailsChanged, CustomerErased, CustomerRegistered
+from customers.events import CustomerDetailsChanged, CustomerErased, CustomerRegistered, IdentityLinked
 
 CHANNELS = ("phone", "chat", "email", "social", "sms")
 
@@ -37,8 +37,20 @@ class CustomerState:
     erased: bool
 
 
-def decide_register(*, display_name: str, email: str | None, phone: str | None, preferred_channel: str):
-    return [CustomerRegistered(display_name=display_name, email=email, phone=phone, preferred_channel=preferred_channel)]
+class IdentityTaken(CustomerError):
+    code = "identity_taken"
+
+    def __init__(self, field: str, customer_id) -> None:
+        self.field = field
+        super().__init__(f"this {field} already belongs to customer {customer_id}")
+
+
+def decide_register(*, display_name: str, email: str | None, phone: str | None, preferred_channel: str,
+                    identities=()):
+    """Registration, and a link for each identity (already normalised) that now leads to the customer."""
+    return [CustomerRegistered(display_name=display_name, email=email, phone=phone, preferred_channel=preferred_channel)] + [
+        IdentityLinked(kind=i.kind, value=i.value, provider=i.provider) for i in identities
+    ]
 
 
 def decide_change_details(state: CustomerState, **changes) -> list:

@@ -43,3 +43,13 @@ class CustomerErased:
     """The customer's data key was destroyed: personal data in every event of theirs reads as erased."""
 
     reason: str = ""
+
+
+@event("customers.IdentityLinked", version=1, emitted_by="customers.services.customer_resolve")
+@dataclass(frozen=True)
+class IdentityLinked:
+    """A phone number, email address or social handle now leads to this customer."""
+
+    kind: str
+    value: str = pii()
+    provider: str = ""

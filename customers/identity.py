@@ -31,7 +31,10 @@ _HANDLE = re.compile(r"^[\w.\-]{1,100}$")
 
 
 class InvalidIdentity(ValueError):
-    """An identity that cannot be normalised; `field` names what was wrong."""
+    """An identity that cannot be normalised (HTTP 400); `field` names what was wrong."""
+
+    status = 400
+    code = "invalid_identity"
 
     def __init__(self, field: str, message: str):
         self.field = field

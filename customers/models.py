@@ -13,6 +13,25 @@ class Customer(models.Model):
         return str(self.id)
 
 
+class CustomerIdentity(models.Model):
+    """Write-side: which customer owns a normalised identity (see customers.identity).
+
+    `key` is unique, so two touches from the same new number at the same
+    moment cannot create two customers: the second insert fails and resolves
+    to the first. Holds a keyed hash, never the identity itself: the clear
+    value lives only in (encrypted) events.
+    """
+
+    key_hash = models.CharField(max_length=64, unique=True)
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="identities")
+    kind = models.CharField(max_length=10)
+    provider = models.CharField(max_length=20, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "customer identities"
+
+
 class CustomerProfile(models.Model):
     """Projection `customers.directory`: who the customer is and how active they are."""
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import uuid
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.conf import settings
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from customers import domain
-from customers.models import Customer
+from customers import domain, identity
+from customers.identity import Identity
+from customers.models import Customer, CustomerIdentity
 from events import store
 from events.crypto import destroy_key
 from events.store import Metadata
@@ -27,22 +31,85 @@ def _load_for_update(customer_id: uuid.UUID) -> tuple[Customer, domain.CustomerS
     return customer, domain.CustomerState(version=customer.version, erased=customer.erased_at is not None)
 
 
+def identity_hash(ident: Identity) -> str:
+    """A keyed hash of a normalised identity: lookups without storing the identity in clear."""
+    secret = (settings.EVENT_KEK or settings.SECRET_KEY).encode()
+    return hmac.new(secret, ident.key.encode(), hashlib.sha256).hexdigest()
+
+
+def _identities(email: str | None, phone: str | None) -> list[Identity]:
+    found = []
+    if email:
+        found.append(identity.identity(identity.EMAIL, email))
+    if phone:
+        found.append(identity.identity(identity.PHONE, phone, default_region=settings.DEFAULT_PHONE_REGION))
+    return found
+
+
 def customer_register(
     *, display_name: str, email: str | None = None, phone: str | None = None, preferred_channel: str = "",
-    meta: Metadata,
+    meta: Metadata, identities: list[Identity] | None = None,
 ) -> CommandResult:
-    """Register a new customer. Emits customers.CustomerRegistered. Not idempotent: each call is a new customer."""
+    """Register a new customer. Emits customers.CustomerRegistered and one customers.IdentityLinked per identity.
+
+    The email and phone given are normalised (E.164 for phones) and become
+    identities of the customer, as do `identities`; one that already leads
+    to another customer is refused (IdentityTaken, 409) and nothing is
+    written. Not idempotent: each call is a new customer.
+    """
+    found = _identities(email, phone) + list(identities or [])
+    email = next((i.value for i in found if i.kind == identity.EMAIL), email)
+    phone = next((i.value for i in found if i.kind == identity.PHONE), phone)
     customer_id = store.uuid7()
     new_events = domain.decide_register(
-        display_name=display_name, email=email, phone=phone, preferred_channel=preferred_channel
+        display_name=display_name, email=email, phone=phone, preferred_channel=preferred_channel,
+        identities=list({i.key: i for i in found}.values()),
     )
     with transaction.atomic():
+        customer = Customer.objects.create(id=customer_id, version=len(new_events))
+        _link(customer, found)
         positions = store.append(
             stream_type="customer", stream_id=customer_id, customer_id=customer_id, events=new_events,
             expected_version=0, meta=meta,
         )
-        Customer.objects.create(id=customer_id, version=len(new_events))
     return CommandResult(customer_id, len(new_events), positions)
+
+
+def _link(customer: Customer, found: list[Identity]) -> None:
+    for ident in {i.key: i for i in found}.values():
+        try:
+            # A savepoint: a taken identity must not poison the caller's transaction.
+            with transaction.atomic():
+                CustomerIdentity.objects.create(customer=customer, key_hash=identity_hash(ident), kind=ident.kind,
+                                                provider=ident.provider)
+        except IntegrityError:
+            owner = CustomerIdentity.objects.filter(key_hash=identity_hash(ident)).values_list("customer_id", flat=True)
+            raise domain.IdentityTaken(ident.kind if ident.kind != identity.SOCIAL else "handle", owner.first()) from None
+
+
+def customer_resolve(*, ident: Identity, meta: Metadata, display_name: str | None = None) -> tuple[uuid.UUID, bool]:
+    """The customer an identity leads to, registering a new one if none does. Returns (id, created).
+
+    Idempotent and safe under races: two first touches from the same new
+    number at once end with one customer (the loser's insert fails on the
+    unique identity and it resolves to the winner).
+    """
+    key_hash = identity_hash(ident)
+    for _ in range(3):
+        owner = CustomerIdentity.objects.filter(key_hash=key_hash).values_list("customer_id", flat=True).first()
+        if owner is not None:
+            return owner, False
+        try:
+            with transaction.atomic():
+                result = customer_register(
+                    display_name=display_name or ident.value, meta=meta, identities=[ident],
+                    email=ident.value if ident.kind == identity.EMAIL else None,
+                    phone=ident.value if ident.kind == identity.PHONE else None,
+                )
+            return result.customer_id, True
+        except domain.IdentityTaken:
+            continue  # someone registered it a moment ago: read it again
+    raise RuntimeError(f"could not resolve identity {ident.kind}")
 
 
 def customer_change_details(*, customer_id: uuid.UUID, expected_version: int, meta: Metadata, **changes) -> CommandResult:
@@ -78,6 +145,8 @@ def customer_erase(*, customer_id: uuid.UUID, reason: str, meta: Metadata) -> Co
         if not new_events:
             return CommandResult(customer_id, customer.version, [])
         destroy_key(customer_id)
+        # The identities go too: a new contact from that number is a new customer.
+        CustomerIdentity.objects.filter(customer_id=customer_id).delete()
         positions = store.append(
             stream_type="customer", stream_id=customer_id, customer_id=customer_id, events=new_events,
             expected_version=state.version, meta=meta,

@@ -23,7 +23,7 @@ def project_everything():
 
 
 def register(api, **data):
-    body = {"display_name": "Ada Lovelace", "email": "ada@example.com", "phone": "+44 20 7946 0001", **data}
+    body = {"display_name": "Ada Lovelace", **data}
     response = api.post("/api/v1/customers/", body, format="json")
     assert response.status_code == 201, response.content
     return response.json()
@@ -136,21 +136,23 @@ def test_only_staff_may_erase_or_read_raw_events(api, staff_api):
 
 def test_erasure_erases_personal_data_everywhere_and_nothing_else(api, staff_api):
     keep = register(api, display_name="Grace Hopper", email="grace@example.com")
-    gone = register(api)
-    api.patch(f"/api/v1/customers/{gone['id']}/", {"expected_version": 1, "phone": "+1 555 0199"}, format="json")
+    gone = register(api, email="ada@example.com")
+    assert gone["version"] == 2  # registered, and the email linked as an identity
+    api.patch(f"/api/v1/customers/{gone['id']}/", {"expected_version": 2, "phone": "+1 555 0199"}, format="json")
     project_everything()
     before = list(Event.objects.order_by("position").values_list("position", "event_type", "stream_version", "data"))
 
     response = staff_api.post(f"/api/v1/customers/{gone['id']}/erase/", {"reason": "GDPR request 42"}, format="json")
-    assert response.status_code == 200 and response.json()["version"] == 3
+    assert response.status_code == 200 and response.json()["version"] == 4
     again = staff_api.post(f"/api/v1/customers/{gone['id']}/erase/", {"reason": "again"}, format="json")
     assert again.status_code == 200 and again.json()["positions"] == []  # idempotent
 
     # The store: history unchanged (one event added), personal fields unreadable.
     after = list(Event.objects.order_by("position").values_list("position", "event_type", "stream_version", "data"))
     assert after[: len(before)] == before and len(after) == len(before) + 1
-    registered, changed, erased = store.read_stream(uuid.UUID(gone["id"]))
+    registered, linked, changed, erased = store.read_stream(uuid.UUID(gone["id"]))
     assert registered.data["display_name"] == ERASED and registered.data["email"] == ERASED
+    assert linked.data == {"kind": "email", "value": ERASED, "provider": ""}
     assert changed.data["phone"] == ERASED
     assert erased.data == {"reason": "GDPR request 42"}
     assert store.read_stream(uuid.UUID(keep["id"]))[0].data["display_name"] == "Grace Hopper"
@@ -164,15 +166,32 @@ def test_erasure_erases_personal_data_everywhere_and_nothing_else(api, staff_api
         profile = CustomerProfile.objects.get(customer_id=gone["id"])
         assert (profile.display_name, profile.email, profile.phone, profile.erased) == (ERASED, None, None, True)
         assert CustomerProfile.objects.get(customer_id=keep["id"]).display_name == "Grace Hopper"
-        assert TimelineEntry.objects.filter(customer_id=gone["id"]).count() == 3
+        assert TimelineEntry.objects.filter(customer_id=gone["id"]).count() == 4
 
-    # Changing an erased customer is refused.
-    refused = api.patch(f"/api/v1/customers/{gone['id']}/", {"expected_version": 3, "phone": "123"}, format="json")
+    # Changing an erased customer is refused; its email no longer leads to it.
+    refused = api.patch(f"/api/v1/customers/{gone['id']}/", {"expected_version": 4, "phone": "123"}, format="json")
     assert refused.status_code == 409 and refused.json()["code"] == "customer_erased"
+    assert register(api, email="ada@example.com")["id"] != gone["id"]
+
+
+def test_email_and_phone_become_identities_and_cannot_be_taken_twice(api):
+    first = register(api, email="Ada@Example.com", phone="+1 415-555-0123")
+    linked = [e.data for e in store.read_stream(uuid.UUID(first["id"])) if e.event_type == "customers.IdentityLinked"]
+    assert {(d["kind"], d["value"]) for d in linked} == {("email", "ada@example.com"), ("phone", "+14155550123")}
+    taken = api.post("/api/v1/customers/", {"display_name": "Impostor", "phone": "(415) 555 0123"}, format="json")
+    assert taken.status_code == 409
+    assert taken.json()["code"] == "identity_taken" and taken.json()["field"] == "phone"
+    assert Customer.objects.count() == 1 and Event.objects.count() == 3
+
+
+def test_an_invalid_phone_number_is_a_400_naming_the_field(api):
+    response = api.post("/api/v1/customers/", {"display_name": "A", "phone": "+1 000 000"}, format="json")
+    assert response.status_code == 400 and response.json()["field"] == "phone"
+    assert Event.objects.count() == 0 and Customer.objects.count() == 0
 
 
 def test_erase_customer_command(api, capsys):
-    created = register(api)
+    created = register(api, email="ada@example.com")
     call_command("erase_customer", created["id"])
     assert "erased" in capsys.readouterr().out
     assert store.read_stream(uuid.UUID(created["id"]))[0].data["email"] == ERASED
