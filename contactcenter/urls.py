@@ -12,4 +12,5 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/v1/", include("customers.api.urls")),
     path("api/v1/", include("events.api.urls")),
+    path("api/v1/", include("interactions.api.urls")),
 ]

@@ -32,7 +32,8 @@ def register(name="Ada"):
 
 @pytest.mark.parametrize(
     "model", ["events/event", "events/outboxentry", "events/deadletter", "events/projectionstate",
-              "events/relaystate", "customers/customerprofile", "customers/customer", "customers/timelineentry"],
+              "events/relaystate", "customers/customerprofile", "customers/customer", "customers/timelineentry",
+              "interactions/interaction", "interactions/case"],
 )
 def test_every_changelist_renders(admin_client_, model):
     register()

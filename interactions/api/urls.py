@@ -1,0 +1,7 @@
+from rest_framework.routers import SimpleRouter
+
+from interactions.api.views import InteractionViewSet
+
+router = SimpleRouter()
+router.register("interactions", InteractionViewSet, basename="interaction")
+urlpatterns = router.urls
