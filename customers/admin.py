@@ -1,4 +1,6 @@
 from django.contrib import admin, messages
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 
 from customers import services
 from customers.models import Customer, CustomerIdentity, CustomerProfile, TimelineEntry
@@ -9,9 +11,10 @@ from events.store import Actor, Metadata
 class CustomerProfileAdmin(admin.ModelAdmin):
     """The directory projection, read-only; erasure is a command (an action here)."""
 
-    list_display = ("display_name", "email", "phone", "preferred_channel", "event_count", "last_event_at", "erased")
+    list_display = ("display_name", "email", "phone", "preferred_channel", "vip_tier", "event_count", "last_event_at",
+                    "erased", "merged_into")
     search_fields = ("display_name", "email", "phone", "=customer_id")
-    list_filter = ("erased", "preferred_channel")
+    list_filter = ("erased", "preferred_channel", "vip_tier", "language")
     actions = ["erase"]
 
     def has_add_permission(self, request):
@@ -46,11 +49,31 @@ class IdentityInline(admin.TabularInline):
         return False
 
 
+TIMELINE_PREVIEW = 20
+
+
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
-    list_display = ("id", "version", "created_at", "erased_at")
-    readonly_fields = ("id", "version", "created_at", "erased_at")
+    """The write-side row, its identities and (read-only) the latest of its timeline."""
+
+    list_display = ("id", "version", "created_at", "erased_at", "merged_into")
+    readonly_fields = ("id", "version", "created_at", "erased_at", "merged_into", "timeline")
     inlines = [IdentityInline]
+
+    @admin.display(description="timeline")
+    def timeline(self, obj):
+        # TimelineEntry has no foreign key to Customer (it is a projection), so
+        # no inline: the latest entries here, and a link to all of them.
+        entries = TimelineEntry.objects.filter(customer_id=obj.id).order_by("-occurred_at", "-position")
+        url = reverse("admin:customers_timelineentry_changelist") + f"?customer_id__exact={obj.id}"
+        rows = format_html_join(
+            "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((e.occurred_at, e.channel, e.event_type, e.position) for e in entries[:TIMELINE_PREVIEW]),
+        )
+        return format_html(
+            '<table><tr><th>occurred</th><th>channel</th><th>event</th><th>position</th></tr>{}</table>'
+            '<p><a href="{}">all {} timeline entries</a></p>', rows, url, entries.count(),
+        )
 
     def has_add_permission(self, request):
         return False
@@ -63,6 +86,8 @@ class CustomerAdmin(admin.ModelAdmin):
 class TimelineEntryAdmin(admin.ModelAdmin):
     list_display = ("position", "customer_id", "event_type", "channel", "occurred_at")
     search_fields = ("=customer_id",)
+    list_filter = ("channel",)
+    ordering = ("occurred_at", "position")
     readonly_fields = [f.name for f in TimelineEntry._meta.fields]
 
     def has_add_permission(self, request):

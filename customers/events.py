@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 from events.registry import event, pii
@@ -53,3 +54,41 @@ class IdentityLinked:
     kind: str
     value: str = pii()
     provider: str = ""
+
+
+@event("customers.ProfileUpdated", version=1, emitted_by="customers.services.customer_change_details")
+@dataclass(frozen=True)
+class ProfileUpdated:
+    """Preferences and segmentation changed; a field that is null did not change.
+
+    `language` is a BCP 47 tag in canonical case ("" clears it); `contact_hours`
+    is {"tz", "from", "to"} ({} clears it; "from" after "to" is a window over
+    midnight); `tags` replaces the whole list; `notes` are free text and may
+    hold personal data (encrypted, scrubbed on erasure).
+    """
+
+    language: str | None = None
+    contact_hours: dict | None = None
+    vip_tier: str | None = None
+    tags: list | None = None
+    notes: str | None = pii(default=None)
+
+
+@event("customers.CustomerMerged", version=1, emitted_by="customers.services.customer_merge")
+@dataclass(frozen=True)
+class CustomerMerged:
+    """Another customer (a duplicate) was merged into this one: its identities now lead here."""
+
+    source_id: uuid.UUID
+    identities_moved: int = 0
+
+
+@event("customers.CustomerMergedInto", version=1, emitted_by="customers.services.customer_merge")
+@dataclass(frozen=True)
+class CustomerMergedInto:
+    """This customer was a duplicate of `target_id` and is read-only from now on.
+
+    Its timeline shows on the target's; commands on it are refused.
+    """
+
+    target_id: uuid.UUID

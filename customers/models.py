@@ -8,6 +8,7 @@ class Customer(models.Model):
     version = models.PositiveIntegerField()
     created_at = models.DateTimeField(auto_now_add=True)
     erased_at = models.DateTimeField(null=True, blank=True)
+    merged_into = models.UUIDField(null=True, blank=True, help_text="set by a merge: this customer is read-only")
 
     def __str__(self) -> str:
         return str(self.id)
@@ -45,6 +46,12 @@ class CustomerProfile(models.Model):
     event_count = models.PositiveIntegerField(default=0, help_text="events of any stream about this customer")
     last_event_at = models.DateTimeField(null=True, blank=True)
     erased = models.BooleanField(default=False)
+    language = models.CharField(max_length=35, blank=True, default="", help_text="BCP 47 tag")
+    contact_hours = models.JSONField(default=dict, blank=True, help_text='{"tz", "from", "to"}; {} when not given')
+    vip_tier = models.CharField(max_length=10, default="none")
+    tags = models.JSONField(default=list, blank=True)
+    notes = models.TextField(blank=True, default="")
+    merged_into = models.UUIDField(null=True, blank=True, help_text="the customer this one was merged into")
 
     class Meta:
         ordering = ["-registered_at"]
@@ -73,5 +80,18 @@ class TimelineEntry(models.Model):
     personal_fields = models.JSONField(default=list)
 
     class Meta:
-        ordering = ["position"]
-        indexes = [models.Index(fields=["customer_id", "position"], name="timeline_customer_pos")]
+        ordering = ["occurred_at", "position"]
+        # The API pages a customer's timeline by occurred time; position breaks ties.
+        indexes = [models.Index(fields=["customer_id", "occurred_at", "position"], name="timeline_customer_time")]
+
+
+class TimelineMerge(models.Model):
+    """Projection `customers.timeline`: where a merged customer's timeline now lives.
+
+    `target_id` is always the end of the chain (A merged into B, B into C:
+    A -> C), so mapping an event's customer is one lookup. Rebuilt with the
+    timeline; never written by commands.
+    """
+
+    source_id = models.UUIDField(primary_key=True)
+    target_id = models.UUIDField(db_index=True)

@@ -11,8 +11,16 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from customers.events import CustomerDetailsChanged, CustomerErased, CustomerRegistered
-from customers.models import CustomerProfile, TimelineEntry
+from customers.events import (
+    CustomerDetailsChanged,
+    CustomerErased,
+    CustomerMerged,
+    CustomerMergedInto,
+    CustomerRegistered,
+    IdentityLinked,
+    ProfileUpdated,
+)
+from customers.models import CustomerProfile, TimelineEntry, TimelineMerge
 from customers.realtime import notify_timeline
 from events import registry
 from events.crypto import ERASED
@@ -23,7 +31,17 @@ from events.store import Envelope
 REGISTERED = CustomerRegistered.event_type
 CHANGED = CustomerDetailsChanged.event_type
 ERASED_EVENT = CustomerErased.event_type
+PROFILE = ProfileUpdated.event_type
+MERGED_INTO = CustomerMergedInto.event_type
 DETAILS = ("display_name", "email", "phone", "preferred_channel")
+PROFILE_FIELDS = ("language", "contact_hours", "vip_tier", "tags", "notes")
+JSON_FIELDS = ("contact_hours", "tags")
+# Every column the folded changes can set, in the order of the UPDATE below.
+CHANGES = DETAILS + PROFILE_FIELDS + ("merged_into",)
+
+
+def _json(value):
+    return None if value is None else json.dumps(value)
 
 
 def directory_apply(envelopes: Sequence[Envelope]) -> None:
@@ -33,7 +51,10 @@ def directory_apply(envelopes: Sequence[Envelope]) -> None:
     changes, then erased (the domain refuses changes after erasure). So
     registrations become one insert (with any later changes of the same
     batch folded in), changes of customers registered earlier one update,
-    erasures one update, and activity counts one update.
+    erasures one update, and activity counts one update. Every event of a
+    customer's own stream moves the row's `version`, so the API shows the
+    version a command must name (IdentityLinked and CustomerMerged change
+    nothing else).
     """
     new: dict = {}  # customer -> the row to insert
     changed: dict = {}  # customer -> {field: value} for rows that exist already
@@ -46,17 +67,22 @@ def directory_apply(envelopes: Sequence[Envelope]) -> None:
             continue
         count, last = activity.get(cid, (0, env.occurred_at))
         activity[cid] = (count + 1, max(last, env.occurred_at))
+        if env.stream_type != "customer" or env.stream_id != cid:
+            continue
+        values: dict = {}
         if env.event_type == REGISTERED:
             d = env.data
             new[cid] = {"display_name": d["display_name"], "email": d.get("email"), "phone": d.get("phone"),
                         "preferred_channel": d.get("preferred_channel") or "", "registered_at": env.occurred_at}
         elif env.event_type == CHANGED:
             values = {k: env.data[k] for k in DETAILS if env.data.get(k) is not None}
-            (new[cid] if cid in new else changed.setdefault(cid, {})).update(values)
+        elif env.event_type == PROFILE:
+            values = {k: env.data[k] for k in PROFILE_FIELDS if env.data.get(k) is not None}
+        elif env.event_type == MERGED_INTO:
+            values = {"merged_into": env.data["target_id"]}
         elif env.event_type == ERASED_EVENT:
             erased.add(cid)
-        else:
-            continue
+        (new[cid] if cid in new else changed.setdefault(cid, {})).update(values)
         version[cid] = env.stream_version
 
     with raw_cursor() as cur:
@@ -65,14 +91,22 @@ def directory_apply(envelopes: Sequence[Envelope]) -> None:
             cur.execute(
                 """
                 INSERT INTO customers_customerprofile (customer_id, display_name, email, phone, preferred_channel,
-                                                       registered_at, version, event_count, erased)
-                SELECT * , 0, false FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[],
-                                               %s::timestamptz[], %s::int[])
+                                                       registered_at, version, language, contact_hours, vip_tier,
+                                                       tags, notes, merged_into, event_count, erased)
+                SELECT t.id, t.display_name, t.email, t.phone, t.preferred_channel, t.registered_at, t.version,
+                       coalesce(t.language, ''), coalesce(t.contact_hours, '{}'), coalesce(t.vip_tier, 'none'),
+                       coalesce(t.tags, '[]'), coalesce(t.notes, ''), t.merged_into, 0, false
+                FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::int[],
+                            %s::text[], %s::text[]::jsonb[], %s::text[], %s::text[]::jsonb[], %s::text[], %s::uuid[])
+                     AS t(id, display_name, email, phone, preferred_channel, registered_at, version, language,
+                          contact_hours, vip_tier, tags, notes, merged_into)
                 ON CONFLICT (customer_id) DO NOTHING
                 """,
-                [[c for c, _ in rows], [r["display_name"] for _, r in rows], [r["email"] for _, r in rows],
-                 [r["phone"] for _, r in rows], [r["preferred_channel"] for _, r in rows],
-                 [r["registered_at"] for _, r in rows], [version[c] for c, _ in rows]],
+                [[c for c, _ in rows], [r["display_name"] for _, r in rows], [r.get("email") for _, r in rows],
+                 [r.get("phone") for _, r in rows], [r["preferred_channel"] for _, r in rows],
+                 [r["registered_at"] for _, r in rows], [version[c] for c, _ in rows]]
+                + [[_json(r.get(k)) if k in JSON_FIELDS else r.get(k) for _, r in rows]
+                   for k in PROFILE_FIELDS + ("merged_into",)],
                 prepare=True,
             )
         if changed:
@@ -82,12 +116,21 @@ def directory_apply(envelopes: Sequence[Envelope]) -> None:
                 UPDATE customers_customerprofile p
                 SET display_name = coalesce(t.display_name, p.display_name), email = coalesce(t.email, p.email),
                     phone = coalesce(t.phone, p.phone),
-                    preferred_channel = coalesce(t.preferred_channel, p.preferred_channel), version = t.version
-                FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[], %s::int[])
-                     AS t(id, display_name, email, phone, preferred_channel, version)
+                    preferred_channel = coalesce(t.preferred_channel, p.preferred_channel),
+                    language = coalesce(t.language, p.language),
+                    contact_hours = coalesce(t.contact_hours, p.contact_hours),
+                    vip_tier = coalesce(t.vip_tier, p.vip_tier), tags = coalesce(t.tags, p.tags),
+                    notes = coalesce(t.notes, p.notes), merged_into = coalesce(t.merged_into, p.merged_into),
+                    version = t.version
+                FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
+                            %s::text[]::jsonb[], %s::text[], %s::text[]::jsonb[], %s::text[], %s::uuid[], %s::int[])
+                     AS t(id, display_name, email, phone, preferred_channel, language, contact_hours, vip_tier,
+                          tags, notes, merged_into, version)
                 WHERE p.customer_id = t.id
                 """,
-                [[c for c, _ in rows]] + [[r.get(k) for _, r in rows] for k in DETAILS] + [[version[c] for c, _ in rows]],
+                [[c for c, _ in rows]]
+                + [[_json(r.get(k)) if k in JSON_FIELDS else r.get(k) for _, r in rows] for k in CHANGES]
+                + [[version[c] for c, _ in rows]],
                 prepare=True,
             )
         if erased:
@@ -95,7 +138,7 @@ def directory_apply(envelopes: Sequence[Envelope]) -> None:
             cur.execute(
                 """
                 UPDATE customers_customerprofile p
-                SET display_name = %s, email = NULL, phone = NULL, erased = true, version = t.version
+                SET display_name = %s, email = NULL, phone = NULL, notes = '', erased = true, version = t.version
                 FROM unnest(%s::uuid[], %s::int[]) AS t(id, version) WHERE p.customer_id = t.id
                 """,
                 [ERASED, ids, [version[c] for c in ids]],
@@ -114,23 +157,62 @@ def directory_apply(envelopes: Sequence[Envelope]) -> None:
             )
 
 
+def _timeline_merges(cur, envelopes: Sequence[Envelope]) -> dict:
+    """Apply the batch's merges to the map and the entries; returns the map for the batch's customers.
+
+    A merge (CustomerMergedInto on the source) re-points the source's
+    entries, and those of anyone merged into it before, to the end of the
+    target's chain. An event of a merged customer that arrives later (an
+    interaction still open at the merge, or a partition that lags) is mapped
+    on insert. Both ways every entry ends at the end of its chain, whatever
+    order the partitions deliver in, so live equals replay.
+    """
+    for env in envelopes:
+        if env.event_type != MERGED_INTO or env.customer_id is None:
+            continue
+        source, target = env.customer_id, env.data["target_id"]
+        cur.execute(
+            """
+            WITH root AS (
+                SELECT coalesce((SELECT target_id FROM customers_timelinemerge WHERE source_id = %(target)s),
+                                %(target)s::uuid) AS id
+            ), mapped AS (
+                INSERT INTO customers_timelinemerge (source_id, target_id) SELECT %(source)s, id FROM root
+                ON CONFLICT (source_id) DO UPDATE SET target_id = EXCLUDED.target_id
+            ), chained AS (
+                UPDATE customers_timelinemerge SET target_id = (SELECT id FROM root) WHERE target_id = %(source)s
+            )
+            UPDATE customers_timelineentry SET customer_id = (SELECT id FROM root)
+            WHERE customer_id = %(source)s
+            """,
+            {"source": source, "target": target},
+        )
+    ids = list({env.customer_id for env in envelopes if env.customer_id is not None})
+    cur.execute("SELECT source_id, target_id FROM customers_timelinemerge WHERE source_id = ANY(%s)", [ids],
+                prepare=True)
+    return dict(cur.fetchall())
+
+
 def timeline_apply(envelopes: Sequence[Envelope]) -> None:
-    """One COPY for the whole batch. Personal fields are not copied: their names are listed instead."""
-    with raw_cursor() as cur, cur.copy(
-        "COPY customers_timelineentry (position, customer_id, event_id, event_type, stream_type, stream_id,"
-        " occurred_at, channel, actor, data, personal_fields) FROM STDIN"
-    ) as copy:
-        for env in envelopes:
-            if env.customer_id is None:
-                continue
-            personal = registry.event_type(env.event_type).pii_fields
-            if personal:
-                data = json.dumps({k: v for k, v in env.data.items() if k not in personal})
-                listed = json.dumps(sorted(k for k in personal if env.data.get(k) is not None))
-            else:
-                data, listed = env.data_json, "[]"  # copied through as stored: no parse, no dump
-            copy.write_row((env.position, env.customer_id, env.event_id, env.event_type, env.stream_type,
-                            env.stream_id, env.occurred_at, env.channel, env.actor_json, data, listed))
+    """Merges first, then one COPY for the whole batch. Personal fields are not copied: their names are listed instead."""
+    with raw_cursor() as cur:
+        merged = _timeline_merges(cur, envelopes)
+        with cur.copy(
+            "COPY customers_timelineentry (position, customer_id, event_id, event_type, stream_type, stream_id,"
+            " occurred_at, channel, actor, data, personal_fields) FROM STDIN"
+        ) as copy:
+            for env in envelopes:
+                if env.customer_id is None:
+                    continue
+                personal = registry.event_type(env.event_type).pii_fields
+                if personal:
+                    data = json.dumps({k: v for k, v in env.data.items() if k not in personal})
+                    listed = json.dumps(sorted(k for k in personal if env.data.get(k) is not None))
+                else:
+                    data, listed = env.data_json, "[]"  # copied through as stored: no parse, no dump
+                copy.write_row((env.position, merged.get(env.customer_id, env.customer_id), env.event_id,
+                                env.event_type, env.stream_type, env.stream_id, env.occurred_at, env.channel,
+                                env.actor_json, data, listed))
 
 
 directory = register(
@@ -138,7 +220,8 @@ directory = register(
         name="customers.directory",
         tables=[CustomerProfile],
         batch_handler=directory_apply,
-        subscribes=[CustomerRegistered, CustomerDetailsChanged, CustomerErased],
+        subscribes=[CustomerRegistered, CustomerDetailsChanged, ProfileUpdated, IdentityLinked, CustomerMerged,
+                    CustomerMergedInto, CustomerErased],
         reads="customer events, and every event with a customer_id (activity counts)",
     )
 )
@@ -146,9 +229,10 @@ directory = register(
 timeline = register(
     Projection(
         name="customers.timeline",
-        tables=[TimelineEntry],
+        tables=[TimelineEntry, TimelineMerge],
         batch_handler=timeline_apply,
         after_commit=notify_timeline,
-        reads="every event with a customer_id",
+        subscribes=[CustomerMergedInto],
+        reads="every event with a customer_id (a merge re-points the source's entries to the target)",
     )
 )

@@ -26,9 +26,14 @@ class CommandResult:
     positions: list[int]
 
 
+def _state(customer: Customer) -> domain.CustomerState:
+    return domain.CustomerState(version=customer.version, erased=customer.erased_at is not None,
+                                merged_into=customer.merged_into)
+
+
 def _load_for_update(customer_id: uuid.UUID) -> tuple[Customer, domain.CustomerState]:
     customer = Customer.objects.select_for_update().get(id=customer_id)  # DoesNotExist -> 404
-    return customer, domain.CustomerState(version=customer.version, erased=customer.erased_at is not None)
+    return customer, _state(customer)
 
 
 def identity_hash(ident: Identity) -> str:
@@ -75,6 +80,13 @@ def customer_register(
     return CommandResult(customer_id, len(new_events), positions)
 
 
+def _unlinked(customer: Customer, found: list[Identity]) -> list[Identity]:
+    """The identities in `found` that do not lead to `customer` yet (one per key)."""
+    unique = {identity_hash(i): i for i in found}
+    mine = set(CustomerIdentity.objects.filter(customer=customer, key_hash__in=unique).values_list("key_hash", flat=True))
+    return [i for h, i in unique.items() if h not in mine]
+
+
 def _link(customer: Customer, found: list[Identity]) -> None:
     for ident in {i.key: i for i in found}.values():
         try:
@@ -113,14 +125,28 @@ def customer_resolve(*, ident: Identity, meta: Metadata, display_name: str | Non
 
 
 def customer_change_details(*, customer_id: uuid.UUID, expected_version: int, meta: Metadata, **changes) -> CommandResult:
-    """Change contact details. Emits customers.CustomerDetailsChanged.
+    """Change contact details and profile.
+
+    Emits customers.CustomerDetailsChanged (display name, email, phone,
+    preferred channel), customers.ProfileUpdated (language, contact hours,
+    VIP tier, tags, notes) and one customers.IdentityLinked per new email or
+    phone, each only when something of its kind was given. A new email or
+    phone is normalised and linked: one that leads to another customer is
+    refused (IdentityTaken, 409) and nothing is written; the old one keeps
+    leading here (a customer writing from an old address is still them).
 
     `expected_version` is the version the caller last read: a stale one is a
-    ConcurrencyConflict (409), never a lost update. Refused for an erased customer.
+    ConcurrencyConflict (409), never a lost update. Refused for an erased or
+    merged customer. Not idempotent (each call appends).
     """
+    found = _identities(changes.get("email"), changes.get("phone"))
+    for ident in found:
+        changes[ident.kind] = ident.value  # as normalised (E.164, lower-case email)
     with transaction.atomic():
         customer, state = _load_for_update(customer_id)
-        new_events = domain.decide_change_details(state, **changes)
+        new = _unlinked(customer, found) if not (state.erased or state.merged_into) else []
+        new_events = domain.decide_change_details(state, identities=new, **changes)
+        _link(customer, new)
         positions = store.append(
             stream_type="customer", stream_id=customer_id, customer_id=customer_id, events=new_events,
             expected_version=expected_version, meta=meta,
@@ -155,3 +181,50 @@ def customer_erase(*, customer_id: uuid.UUID, reason: str, meta: Metadata) -> Co
         customer.erased_at = timezone.now()
         customer.save(update_fields=["version", "erased_at"])
     return CommandResult(customer_id, customer.version, positions)
+
+
+def customer_merge(*, customer_id: uuid.UUID, source_id: uuid.UUID, expected_version: int, meta: Metadata,
+                   source_expected_version: int | None = None) -> CommandResult:
+    """Merge the duplicate customer `source_id` into `customer_id` (the target).
+
+    Emits customers.CustomerMerged on the target (at `expected_version`) and
+    customers.CustomerMergedInto on the source (at `source_expected_version`
+    when given, else its current version), in one transaction. The source's
+    identities move to the target, so every channel now resolves to the
+    target; the source becomes read-only (its commands are refused, 409).
+    Its history stays in its own stream: the timeline projection shows it on
+    the target's timeline, and the directory shows `merged_into` on the
+    source. Refused into itself, and into or from an erased or already merged
+    customer. Not idempotent: a second merge of the same source is refused.
+    """
+    with transaction.atomic():
+        # Lock both rows in id order: two merges of the same pair the other
+        # way round must not deadlock, one waits and then sees the other's.
+        rows = {c.id: c for c in Customer.objects.select_for_update().filter(id__in=[customer_id, source_id])
+                .order_by("id")}
+        if customer_id not in rows:
+            raise Customer.DoesNotExist()  # 404: the URL names the target
+        if source_id not in rows:
+            raise domain.InvalidValue("source_id", f"no customer {source_id}")
+        target, source = rows[customer_id], rows[source_id]
+        moving = CustomerIdentity.objects.filter(customer=source)
+        target_events, source_events = domain.decide_merge(
+            _state(target), _state(source), target_id=customer_id, source_id=source_id,
+            identities_moved=moving.count() if customer_id != source_id else 0,
+        )
+        moving.update(customer=target)
+        positions = store.append(
+            stream_type="customer", stream_id=customer_id, customer_id=customer_id, events=target_events,
+            expected_version=expected_version, meta=meta,
+        )
+        source_version = source.version if source_expected_version is None else source_expected_version
+        positions += store.append(
+            stream_type="customer", stream_id=source_id, customer_id=source_id, events=source_events,
+            expected_version=source_version, meta=meta,
+        )
+        target.version = expected_version + len(target_events)
+        target.save(update_fields=["version"])
+        source.version = source_version + len(source_events)
+        source.merged_into = customer_id
+        source.save(update_fields=["version", "merged_into"])
+    return CommandResult(customer_id, target.version, positions)

@@ -161,14 +161,18 @@ def decide_transfer(state: InteractionState, *, to_agent_id: str | None = None, 
 
 
 def decide_message(state: InteractionState, *, direction: str, body: str,
-                   provider_message_id: str | None = None) -> list:
-    """Messages flow while the conversation is open; a customer may write while waiting."""
+                   provider_message_id: str | None = None, **details) -> list:
+    """Messages flow while the conversation is open; a customer may write while waiting.
+
+    `details` are what a channel provider adds (provider, kind, subject,
+    sender, recipients: see MessageRecorded).
+    """
     _require(state, WAITING + CONNECTED, "record a message on")
     if direction not in DIRECTIONS:
         raise InvalidValue("direction", f"direction must be one of {', '.join(DIRECTIONS)}")
     if state.channel == "voice":
         raise InvalidValue("channel", "a voice interaction has no messages")
-    return [ev.MessageRecorded(direction=direction, body=body, provider_message_id=provider_message_id)]
+    return [ev.MessageRecorded(direction=direction, body=body, provider_message_id=provider_message_id, **details)]
 
 
 def decide_end(state: InteractionState, *, reason: str, duration_seconds: int | None = None) -> list:
@@ -193,3 +197,126 @@ def decide_abandon(state: InteractionState, *, waited_seconds: int | None = None
 def decide_reopen(state: InteractionState, *, reason: str) -> list:
     _require(state, CLOSED, "reopen")
     return [ev.InteractionReopened(reason=reason)]
+
+
+# --- channel intake (provider webhooks) ------------------------------------
+
+CALL_EVENTS = ("ringing", "answered", "held", "resumed", "transferred", "ended")
+CHAT_EVENTS = ("start", "message", "end")
+SOCIAL_KINDS = ("dm", "mention")
+CONSENTS = {True: "given", False: "refused", None: "unknown"}
+OPEN = WAITING + CONNECTED
+
+
+class UnknownConversation(TransitionRefused):
+    """A provider event for a call or session we never saw start (HTTP 409): out of order."""
+
+    code = "unknown_conversation"
+
+
+def run(state: InteractionState, *commands: tuple) -> list:
+    """Decide `(decide_fn, kwargs)` commands in order, each on the state the previous ones left.
+
+    All or nothing: a refused step raises and no events of the earlier steps
+    are kept either.
+    """
+    decided = []
+    for decide, kwargs in commands:
+        new_events = decide(state, **kwargs)
+        for event in new_events:
+            state = evolve(state, event)
+        decided += new_events
+    return decided
+
+
+def decide_attach_recording(state: InteractionState, *, recording_ref: str, consent: bool | None) -> list:
+    _require(state, CONNECTED + (WRAP_UP,), "attach a recording to")
+    if state.channel != "voice":
+        raise InvalidValue("recording_ref", "only calls have recordings")
+    return [ev.RecordingAttached(recording_ref=recording_ref, consent=CONSENTS[consent])]
+
+
+def decide_call_event(state: InteractionState, *, event: str, case_id: uuid.UUID | None = None,
+                      direction: str = "inbound", queue: str = "default", agent_id: str | None = None,
+                      to_agent_id: str | None = None, to_queue: str | None = None, note: str = "",
+                      reason: str | None = None, duration_seconds: int | None = None,
+                      recording_ref: str | None = None, recording_consent: bool | None = None) -> list:
+    """Map one telephony provider event onto the lifecycle.
+
+    - ringing (a new call): created, queued, and offered when the provider
+      says which agent's phone rings (`agent_id`);
+    - answered: accepted by the offered agent; a call the provider routed
+      itself (queued, never offered here) is offered to and accepted by
+      `agent_id` in one go;
+    - ended while still waiting is an abandoned call, otherwise it ends the
+      call (and attaches the recording, if any).
+    Any event but ringing for a call we do not know is out of order (409).
+    """
+    if event not in CALL_EVENTS:
+        raise InvalidValue("event", f"unknown call event {event!r}; known: {', '.join(CALL_EVENTS)}")
+    if event == "ringing":
+        if state.status:
+            raise TransitionRefused(f"this call is already known (it is {state.status}); ringing must come first")
+        steps = [(_create, dict(channel="voice", direction=direction, case_id=case_id)),
+                 (decide_queue, dict(queue=queue))]
+        if agent_id:
+            steps.append((decide_offer, dict(agent_id=agent_id)))
+        return run(state, *steps)
+    if not state.status:
+        raise UnknownConversation(f"{event} for a call that never rang here: send ringing first")
+    if event == "answered":
+        if state.status == QUEUED:
+            if not agent_id:
+                raise InvalidValue("agent_id", "an answered call that was never offered needs agent_id")
+            return run(state, (decide_offer, dict(agent_id=agent_id)), (decide_accept, dict(agent_id=agent_id)))
+        return decide_accept(state, agent_id=agent_id or state.agent_id or "")
+    if event == "held":
+        return decide_hold(state)
+    if event == "resumed":
+        return decide_resume(state)
+    if event == "transferred":
+        return decide_transfer(state, to_agent_id=to_agent_id, to_queue=to_queue, note=note)
+    # ended
+    if state.status in WAITING:
+        return decide_abandon(state, waited_seconds=duration_seconds)
+    if reason is None:
+        raise InvalidValue("reason", f"an ended call needs a reason: one of {', '.join(END_REASONS)}")
+    steps = [(decide_end, dict(reason=reason, duration_seconds=duration_seconds))]
+    if recording_ref:
+        steps.append((decide_attach_recording, dict(recording_ref=recording_ref, consent=recording_consent)))
+    return run(state, *steps)
+
+
+def decide_inbound(state: InteractionState, *, channel: str, direction: str, case_id: uuid.UUID | None,
+                   queue: str, subject: str | None = None, message: dict | None = None) -> list:
+    """A message (or a chat start, `message` None) arriving on a conversation whose interaction is in `state`.
+
+    The caller has already chosen the interaction: a new one (empty state)
+    starts created, and queued when it is inbound; a closed email
+    conversation is reopened and queued again (a reply to a resolved email
+    is the same matter). Then the message is recorded.
+    """
+    steps: list = []
+    if not state.status:
+        steps.append((_create, dict(channel=channel, direction=direction, case_id=case_id, subject=subject)))
+        if direction == "inbound":
+            steps.append((decide_queue, dict(queue=queue)))
+    elif state.status in CLOSED:
+        steps += [(decide_reopen, dict(reason="customer replied")), (decide_queue, dict(queue=queue))]
+    if message is not None:
+        steps.append((decide_message, dict(direction=direction, **message)))
+    return run(state, *steps)
+
+
+def _create(_state: InteractionState, **kwargs) -> list:
+    """decide_create as a step of `run` (a new interaction has no state to decide on)."""
+    return decide_create(**kwargs)
+
+
+def decide_chat_end(state: InteractionState, *, reason: str = "customer_left") -> list:
+    """The chat session closed: an answered chat ends, a waiting one is abandoned."""
+    if not state.status:
+        raise UnknownConversation("end for a chat session that never started here")
+    if state.status in WAITING:
+        return decide_abandon(state)
+    return decide_end(state, reason=reason)

@@ -80,14 +80,28 @@ class InteractionTransferred:
     note: str
 
 
-@event("interactions.MessageRecorded", version=1, emitted_by="interactions.services (channels, webhooks)")
+@event("interactions.MessageRecorded", version=2, emitted_by="interactions.services (channels, webhooks)")
 @dataclass(frozen=True)
 class MessageRecorded:
-    """A message in the conversation, either way (chat, email, SMS, social)."""
+    """A message in the conversation, either way (chat, email, SMS, social).
+
+    v2 adds what a channel provider tells about it: `provider` (the
+    integration that delivered it), `kind` (social: "dm" or "mention"),
+    and for email the `subject`, `sender` and `recipients`.
+    """
 
     direction: str
     body: str = pii()
     provider_message_id: str | None = None
+    provider: str | None = None
+    kind: str | None = None
+    subject: str | None = pii(default=None)
+    sender: str | None = pii(default=None)
+    recipients: list[str] = pii(default_factory=list)
+
+    @staticmethod
+    def upcast_v1_v2(data: dict) -> dict:
+        return {"provider": None, "kind": None, "subject": None, "sender": None, "recipients": [], **data}
 
 
 @event("interactions.InteractionEnded", version=1, emitted_by="interactions.services")
@@ -122,3 +136,17 @@ class InteractionReopened:
     """A resolved or abandoned conversation came back (e.g. the customer replied)."""
 
     reason: str
+
+
+@event("interactions.RecordingAttached", version=1, emitted_by="interactions.services (voice webhooks)")
+@dataclass(frozen=True)
+class RecordingAttached:
+    """A call recording exists at `recording_ref` (the provider's reference, not the audio).
+
+    `consent` is what the provider reported about the caller's consent to
+    recording: "given", "refused" or "unknown". The reference is personal
+    data: erasing the customer erases the pointer to their voice.
+    """
+
+    recording_ref: str = pii()
+    consent: str = "unknown"

@@ -42,3 +42,55 @@ class Interaction(models.Model):
 
     def take(self, state: domain.InteractionState) -> None:
         self.status, self.queue, self.agent_id, self.version = state.status, state.queue, state.agent_id, state.version
+
+
+class ProviderMessage(models.Model):
+    """One delivery from a channel provider, claimed once: the idempotency key of the webhooks.
+
+    Inserted in the same transaction as the events it caused, so a repeated
+    (or racing) delivery of the same provider message id finds it and
+    answers with the original result instead of acting twice.
+    """
+
+    provider = models.CharField(max_length=50)
+    message_id = models.CharField(max_length=200)
+    channel = models.CharField(max_length=10)
+    interaction = models.ForeignKey(Interaction, on_delete=models.PROTECT, null=True, related_name="+")
+    position = models.BigIntegerField(null=True, help_text="global position of the last event it caused")
+    positions = models.JSONField(default=list)
+    customer_created = models.BooleanField(default=False)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["provider", "message_id"], name="provider_message_uniq")]
+
+    def __str__(self) -> str:
+        return f"{self.provider}:{self.message_id}"
+
+
+class Conversation(models.Model):
+    """A provider's thread, call or session id -> the interaction currently carrying it."""
+
+    channel = models.CharField(max_length=10)
+    provider = models.CharField(max_length=50)
+    conversation_id = models.CharField(max_length=200)
+    interaction = models.ForeignKey(Interaction, on_delete=models.PROTECT, related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["channel", "provider", "conversation_id"],
+                                               name="conversation_uniq")]
+
+    def __str__(self) -> str:
+        return f"{self.channel}/{self.provider}:{self.conversation_id}"
+
+
+class EmailMessage(models.Model):
+    """An email's Message-ID -> its interaction, for threading replies (In-Reply-To, References)."""
+
+    message_id = models.CharField(max_length=500, unique=True)
+    interaction = models.ForeignKey(Interaction, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.message_id

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import IntegrityError, connection, transaction
 
 from customers import services as customer_services
 from customers.identity import Identity
@@ -20,7 +20,7 @@ from customers.models import Customer
 from events import store
 from events.store import Metadata
 from interactions import domain
-from interactions.models import Case, Interaction
+from interactions.models import Case, Conversation, EmailMessage, Interaction, ProviderMessage
 
 
 @dataclass(frozen=True)
@@ -157,3 +157,241 @@ def interaction_abandon(*, interaction_id, meta, waited_seconds: int | None = No
 def interaction_reopen(*, interaction_id, reason: str, meta) -> InteractionResult:
     """A resolved or abandoned interaction comes back. Emits interactions.InteractionReopened."""
     return _command(interaction_id, domain.decide_reopen, meta=meta, reason=reason)
+
+
+# --- channel intake (provider webhooks) ------------------------------------
+
+
+@dataclass(frozen=True)
+class WebhookResult:
+    interaction: Interaction
+    positions: list[int]
+    customer_created: bool = False
+    duplicate: bool = False
+
+
+def webhook_receive(*, channel: str, provider: str, data: dict, ident: Identity | None,
+                    meta: Metadata) -> WebhookResult:
+    """One verified delivery from a channel provider, acted on exactly once.
+
+    `data` is the validated payload of the channel (see
+    interactions.api.serializers), `ident` the customer's normalised
+    identity (the payload's `from`). Emits what the channel event means for
+    the interaction's lifecycle (see domain.decide_call_event and
+    domain.decide_inbound).
+
+    Idempotent on (provider, provider_message_id): the delivery is claimed
+    in ProviderMessage in the same transaction as the events, so a repeated
+    delivery, or a racing duplicate (it waits on the claim's unique index
+    until the first commits), returns the original result and writes
+    nothing. Two different messages opening the same new conversation at
+    once both try to create its Conversation row; the loser fails on the
+    unique index and runs again, now finding the conversation.
+    """
+    message_id = data["provider_message_id"]
+    for _ in range(3):
+        try:
+            with transaction.atomic():
+                if not _claim(provider, message_id, channel):
+                    return _original(provider, message_id)
+                row, is_new, new_events, customer_created = _INTAKE[channel](
+                    provider=provider, data=data, ident=ident, meta=meta)
+                positions = _commit(row, new_events, is_new=is_new, meta=meta, occurred_at=data.get("occurred_at"))
+                if channel == "email":
+                    EmailMessage.objects.bulk_create(
+                        [EmailMessage(message_id=data["message_id"], interaction=row)], ignore_conflicts=True)
+                ProviderMessage.objects.filter(provider=provider, message_id=message_id).update(
+                    interaction=row, positions=positions, position=positions[-1] if positions else None,
+                    customer_created=customer_created)
+            return WebhookResult(row, positions, customer_created)
+        except IntegrityError:
+            continue  # a racing delivery opened the same conversation: decide again on what it wrote
+    raise RuntimeError(f"could not record {provider} message {message_id!r}")
+
+
+def _claim(provider: str, message_id: str, channel: str) -> bool:
+    """Insert the delivery's idempotency row; False when it exists (a duplicate).
+
+    ON CONFLICT DO NOTHING waits for a concurrent claim of the same id to
+    commit or roll back, so exactly one of two racing deliveries gets True.
+    """
+    with connection.cursor() as cur:
+        cur.execute(
+            f"INSERT INTO {ProviderMessage._meta.db_table} (provider, message_id, channel, positions, "
+            "customer_created, received_at) VALUES (%s, %s, %s, '[]'::jsonb, false, now()) "
+            "ON CONFLICT (provider, message_id) DO NOTHING RETURNING id",
+            [provider, message_id, channel],
+        )
+        return cur.fetchone() is not None
+
+
+def _original(provider: str, message_id: str) -> WebhookResult:
+    seen = ProviderMessage.objects.select_related("interaction").get(provider=provider, message_id=message_id)
+    return WebhookResult(seen.interaction, seen.positions, seen.customer_created, duplicate=True)
+
+
+def _commit(row: Interaction, new_events: list, *, is_new: bool, meta: Metadata, occurred_at) -> list[int]:
+    """Append to the interaction's stream at the row's version and keep the row in step."""
+    positions = store.append(stream_type="interaction", stream_id=row.id, customer_id=row.customer_id,
+                             events=new_events, expected_version=row.version, meta=_on(meta, row.channel),
+                             occurred_at=occurred_at)
+    state = row.state()
+    for event in new_events:
+        state = domain.evolve(state, event)
+    row.take(state)
+    if is_new:
+        row.save(force_insert=True)
+    else:
+        row.save(update_fields=["status", "queue", "agent_id", "version", "updated_at"])
+    return positions
+
+
+def _locked(interaction_id: uuid.UUID) -> Interaction:
+    return Interaction.objects.select_for_update().get(id=interaction_id)
+
+
+def _conversation(channel: str, provider: str, conversation_id: str | None) -> Conversation | None:
+    if not conversation_id:
+        return None
+    return Conversation.objects.filter(channel=channel, provider=provider, conversation_id=conversation_id).first()
+
+
+def _new_row(*, channel: str, direction: str, customer_id: uuid.UUID, case_id: uuid.UUID | None) -> Interaction:
+    if case_id is None:
+        case_id = Case.objects.create(id=store.uuid7(), customer_id=customer_id).id
+    return Interaction(id=store.uuid7(), customer_id=customer_id, case_id=case_id, channel=channel,
+                       direction=direction, status="", version=0)
+
+
+def _resolve(ident: Identity | None, meta: Metadata, display_name: str | None) -> tuple[uuid.UUID, bool]:
+    if ident is None:
+        raise domain.InvalidValue("from", "who is in touch (from) is needed to start a conversation")
+    return customer_services.customer_resolve(ident=ident, meta=meta, display_name=display_name)
+
+
+def _map(conversation: Conversation | None, *, channel: str, provider: str, conversation_id: str | None,
+         row: Interaction) -> None:
+    """Point the provider's conversation at `row` (a plain insert: a racing twin fails on the unique index)."""
+    if not conversation_id:
+        return
+    if conversation is None:
+        Conversation.objects.create(channel=channel, provider=provider, conversation_id=conversation_id,
+                                    interaction=row)
+    elif conversation.interaction_id != row.id:
+        conversation.interaction = row
+        conversation.save(update_fields=["interaction", "updated_at"])
+
+
+def _intake_voice(*, provider: str, data: dict, ident: Identity | None, meta: Metadata):
+    conversation = _conversation("voice", provider, data["conversation_id"])
+    customer_created = False
+    if conversation is not None:
+        row, is_new = _locked(conversation.interaction_id), False
+    elif data["event"] == "ringing":
+        customer_id, customer_created = _resolve(ident, meta, data.get("display_name"))
+        row, is_new = _new_row(channel="voice", direction=data["direction"], customer_id=customer_id,
+                               case_id=None), True
+    else:
+        raise domain.UnknownConversation(
+            f"{data['event']} for call {data['conversation_id']!r}, which never rang here: send ringing first")
+    new_events = domain.decide_call_event(
+        row.state(), event=data["event"], case_id=row.case_id, direction=data["direction"],
+        queue=data.get("queue") or "default", agent_id=data.get("agent_id"), to_agent_id=data.get("to_agent_id"),
+        to_queue=data.get("to_queue"), note=data.get("note", ""), reason=data.get("reason"),
+        duration_seconds=data.get("duration_seconds"), recording_ref=data.get("recording_ref"),
+        recording_consent=data.get("recording_consent"),
+    )
+    _map(conversation, channel="voice", provider=provider, conversation_id=data["conversation_id"], row=row)
+    return row, is_new, new_events, customer_created
+
+
+def _deliver(*, channel: str, provider: str, data: dict, ident: Identity | None, meta: Metadata,
+             current: Interaction | None, message: dict | None, subject: str | None = None,
+             customer_id: uuid.UUID | None = None):
+    """Record a message (or a chat start) on `current`, the conversation's interaction (locked), or on a new one.
+
+    A conversation whose interaction is closed continues as follows: an
+    email reply reopens it (same matter, same thread); on chat, SMS and
+    social, where a later message is usually a new matter, a new
+    interaction starts in the same case. One still in wrap-up also gets a
+    new interaction in the same case (its agent is finishing the old one).
+    """
+    customer_created, case_id = False, None
+    if current is not None and (current.status == domain.WRAP_UP
+                                or (current.status in domain.CLOSED and channel != "email")):
+        customer_id, case_id, current = current.customer_id, current.case_id, None
+    if current is None:
+        if customer_id is None:
+            customer_id, customer_created = _resolve(ident, meta, data.get("display_name"))
+        row, is_new = _new_row(channel=channel, direction=data["direction"], customer_id=customer_id,
+                               case_id=case_id), True
+    else:
+        row, is_new = current, False
+    if message is not None:
+        message = {"provider_message_id": data["provider_message_id"], "provider": provider, **message}
+    new_events = domain.decide_inbound(row.state(), channel=channel, direction=data["direction"],
+                                       case_id=row.case_id, queue=data.get("queue") or "default",
+                                       subject=subject, message=message)
+    return row, is_new, new_events, customer_created
+
+
+def _intake_conversation(channel: str, default_key):
+    """Chat, SMS, social: a provider conversation id (or a default key) maps to the current interaction."""
+
+    def intake(*, provider: str, data: dict, ident: Identity | None, meta: Metadata):
+        key = data.get("conversation_id") or default_key(data, ident)
+        conversation = _conversation(channel, provider, key)
+        current = _locked(conversation.interaction_id) if conversation else None
+        event = data.get("event", "message")
+        if event == "end":
+            if current is None:
+                raise domain.UnknownConversation(f"end for chat session {key!r}, which never started here")
+            return current, False, domain.decide_chat_end(current.state(), reason=data["reason"]), False
+        if event == "start" and current is not None and current.status in domain.OPEN:
+            raise domain.TransitionRefused(f"chat session {key!r} has already started (it is {current.status})")
+        body = data.get("body")
+        message = None if event == "start" and not body else {"body": body or "", "kind": data.get("kind")}
+        result = _deliver(channel=channel, provider=provider, data=data, ident=ident, meta=meta, current=current,
+                          message=message)
+        _map(conversation, channel=channel, provider=provider, conversation_id=key, row=result[0])
+        return result
+
+    return intake
+
+
+def _social_key(data: dict, ident: Identity | None) -> str | None:
+    # Direct messages with one person are one conversation; each public
+    # mention is its own unless the provider names its thread.
+    return f"dm:{ident.key}" if data["kind"] == "dm" and ident else None
+
+
+def _intake_email(*, provider: str, data: dict, ident: Identity | None, meta: Metadata):
+    customer_id, customer_created = _resolve(ident, meta, data.get("display_name"))
+    current = None
+    # The message replied to first, then the thread's older messages, newest first.
+    candidates = [i for i in [data.get("in_reply_to"), *reversed(data.get("references", []))] if i]
+    if candidates:
+        known = dict(EmailMessage.objects.filter(message_id__in=candidates).values_list("message_id", "interaction"))
+        for message_id in candidates:
+            if message_id in known:
+                thread = _locked(known[message_id])
+                # Threading headers are the sender's to write: never let them
+                # graft a message onto another customer's conversation.
+                if thread.customer_id == customer_id:
+                    current = thread
+                break
+    message = {"body": data["body"], "subject": data.get("subject"), "sender": data.get("sender") or ident.value,
+               "recipients": data.get("to", []) + data.get("cc", [])}
+    row, is_new, new_events, _ = _deliver(channel="email", provider=provider, data=data, ident=ident, meta=meta,
+                                          current=current, message=message, subject=data.get("subject"),
+                                          customer_id=customer_id)
+    return row, is_new, new_events, customer_created
+
+
+_INTAKE = {
+    "voice": _intake_voice,
+    "chat": _intake_conversation("chat", lambda data, ident: None),
+    "sms": _intake_conversation("sms", lambda data, ident: f"sms:{ident.value}" if ident else None),
+    "social": _intake_conversation("social", _social_key),
+    "email": _intake_email,
+}

@@ -1,7 +1,21 @@
 from rest_framework import serializers
 
-from customers.domain import CHANNELS
+from customers import domain
+from customers.domain import CHANNELS, VIP_TIERS
 from customers.models import CustomerProfile, TimelineEntry
+from events import registry
+
+
+def _domain_check(normalize):
+    """A serializer field validator from a domain normaliser: the domain's message, under the field's name."""
+
+    def validate(self, value):
+        try:
+            return normalize(value)
+        except domain.InvalidValue as exc:
+            raise serializers.ValidationError(str(exc)) from None
+
+    return validate
 
 
 class RegisterCustomerInput(serializers.Serializer):
@@ -18,6 +32,44 @@ class ChangeCustomerInput(serializers.Serializer):
     email = serializers.EmailField(required=False, max_length=254)
     phone = serializers.RegexField(r"^\+?[0-9 ()\-]{3,40}$", required=False, max_length=40)
     preferred_channel = serializers.ChoiceField(choices=CHANNELS, required=False)
+    language = serializers.CharField(max_length=35, required=False, allow_blank=True,
+                                     help_text='BCP 47 tag, e.g. "de-DE"; "" clears')
+    contact_hours = serializers.JSONField(required=False, help_text='{"tz": "Europe/Berlin", "from": "09:00", '
+                                                                    '"to": "17:00"}; {} clears')
+    vip_tier = serializers.ChoiceField(choices=VIP_TIERS, required=False)
+    tags = serializers.ListField(child=serializers.CharField(max_length=domain.MAX_TAG_LENGTH), required=False,
+                                 max_length=domain.MAX_TAGS, help_text="replaces the list; [] clears")
+    notes = serializers.CharField(max_length=domain.MAX_NOTES_LENGTH, required=False, allow_blank=True)
+
+    validate_language = _domain_check(domain.normalize_language)
+    validate_contact_hours = _domain_check(domain.normalize_contact_hours)
+    validate_tags = _domain_check(domain.normalize_tags)
+
+
+class MergeCustomerInput(serializers.Serializer):
+    source_id = serializers.UUIDField(help_text="the duplicate, merged into this customer and read-only after")
+    expected_version = serializers.IntegerField(min_value=1, help_text="this (target) customer's version you last read")
+    source_expected_version = serializers.IntegerField(min_value=1, required=False,
+                                                       help_text="the source's version you last read (optional)")
+
+
+class TimelineQuery(serializers.Serializer):
+    channel = serializers.CharField(max_length=20, required=False)
+    event_type = serializers.CharField(max_length=200, required=False, help_text="e.g. interactions.MessageRecorded")
+    since = serializers.DateTimeField(required=False, help_text="ISO 8601; entries that occurred at or after")
+    until = serializers.DateTimeField(required=False, help_text="ISO 8601; entries that occurred before")
+
+    def validate_event_type(self, value):
+        try:
+            registry.event_type(value)
+        except registry.UnknownEventType:
+            raise serializers.ValidationError(f"unknown event type {value!r}") from None
+        return value
+
+    def validate(self, attrs):
+        if attrs.get("since") and attrs.get("until") and attrs["since"] >= attrs["until"]:
+            raise serializers.ValidationError({"until": "must be after since"})
+        return attrs
 
 
 class EraseCustomerInput(serializers.Serializer):
@@ -35,8 +87,9 @@ class CustomerProfileOutput(serializers.ModelSerializer):
 
     class Meta:
         model = CustomerProfile
-        fields = ["id", "display_name", "email", "phone", "preferred_channel", "registered_at", "version",
-                  "event_count", "last_event_at", "erased"]
+        fields = ["id", "display_name", "email", "phone", "preferred_channel", "language", "contact_hours",
+                  "vip_tier", "tags", "notes", "registered_at", "version", "event_count", "last_event_at", "erased",
+                  "merged_into"]
 
 
 class TimelineEntryOutput(serializers.ModelSerializer):
@@ -44,3 +97,55 @@ class TimelineEntryOutput(serializers.ModelSerializer):
         model = TimelineEntry
         fields = ["position", "event_id", "event_type", "stream_type", "stream_id", "occurred_at", "channel", "actor",
                   "data", "personal_fields"]
+
+
+class IdentityKindOutput(serializers.Serializer):
+    kind = serializers.CharField()
+    provider = serializers.CharField()
+
+
+class OpenInteractionOutput(serializers.Serializer):
+    id = serializers.UUIDField()
+    case_id = serializers.UUIDField()
+    channel = serializers.CharField()
+    direction = serializers.CharField()
+    status = serializers.CharField()
+    queue = serializers.CharField(allow_null=True)
+    agent_id = serializers.CharField(allow_null=True)
+    created_at = serializers.DateTimeField()
+
+
+class OpenCaseOutput(serializers.Serializer):
+    id = serializers.UUIDField()
+    created_at = serializers.DateTimeField(allow_null=True)
+    open_interactions = serializers.ListField(child=serializers.UUIDField())
+
+
+class ContactOutput(serializers.Serializer):
+    interaction_id = serializers.UUIDField()
+    case_id = serializers.UUIDField(allow_null=True)
+    channel = serializers.CharField()
+    direction = serializers.CharField(allow_null=True)
+    started_at = serializers.DateTimeField()
+    ended_at = serializers.DateTimeField(allow_null=True)
+    end_reason = serializers.CharField(allow_null=True)
+    disposition = serializers.CharField(allow_null=True)
+    outcome = serializers.ChoiceField(choices=["open", "ended", "resolved", "abandoned"])
+
+
+class CustomerContextOutput(serializers.Serializer):
+    customer = CustomerProfileOutput(source="profile")
+    identities = IdentityKindOutput(many=True, help_text="kinds only: the values are personal data")
+    preferences = serializers.SerializerMethodField()
+    vip_tier = serializers.CharField(source="profile.vip_tier")
+    open_interactions = OpenInteractionOutput(many=True)
+    open_cases = OpenCaseOutput(many=True)
+    last_contacts = ContactOutput(many=True, help_text="the last 5 interactions, newest first, with their outcome")
+    repeat_contact = serializers.BooleanField(
+        help_text="an interaction resolved in the last 7 days whose case is still open or was contacted again "
+                  "within 7 days (see customers.selectors.repeat_contacts)")
+    repeat_of = serializers.ListField(child=serializers.UUIDField(), help_text="those resolved interactions")
+
+    def get_preferences(self, obj) -> dict:
+        p = obj.profile
+        return {"preferred_channel": p.preferred_channel, "language": p.language, "contact_hours": p.contact_hours}

@@ -13,14 +13,17 @@ from customers import selectors, services
 from customers.api.serializers import (
     ChangeCustomerInput,
     CommandOutput,
+    CustomerContextOutput,
     CustomerProfileOutput,
     EraseCustomerInput,
+    MergeCustomerInput,
     RegisterCustomerInput,
     TimelineEntryOutput,
+    TimelineQuery,
 )
 from customers.models import Customer
 
-CONFLICT = OpenApiResponse(ErrorSerializer, description="stale expected_version, or the customer was erased")
+CONFLICT = OpenApiResponse(ErrorSerializer, description="stale expected_version, or the customer was erased or merged")
 
 
 class DirectoryPagination(CursorPagination):
@@ -28,8 +31,12 @@ class DirectoryPagination(CursorPagination):
 
 
 class TimelinePagination(CursorPagination):
-    ordering = "position"
+    # Occurred time, not arrival: events of different channels arrive out of
+    # order. The position breaks ties, so the order (and the cursor) is stable.
+    ordering = ("occurred_at", "position")
     page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 1000
 
 
 class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -66,13 +73,32 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         result = services.customer_erase(customer_id=self._customer_id(customer_id), meta=command_meta(request), **data)
         return Response(CommandOutput(result).data)
 
-    @extend_schema(responses={200: TimelineEntryOutput(many=True)})
+    @extend_schema(request=MergeCustomerInput, responses={200: CommandOutput, 409: CONFLICT})
+    @action(detail=True, methods=["post"], permission_classes=[IsAdminUser])
+    def merge(self, request, customer_id=None):
+        """Merge a duplicate (`source_id`) into this customer (staff only); the source becomes read-only."""
+        data = valid(MergeCustomerInput, request.data)
+        result = services.customer_merge(customer_id=self._customer_id(customer_id), meta=command_meta(request), **data)
+        return Response(CommandOutput(result).data)
+
+    @extend_schema(parameters=[TimelineQuery], responses={200: TimelineEntryOutput(many=True)})
     @action(detail=True, methods=["get"], pagination_class=TimelinePagination)
     def timeline(self, request, customer_id=None):
-        """Everything that happened with this customer, on every channel, oldest first (cursor paginated)."""
+        """Everything that happened with this customer, on every channel, by occurred time (cursor paginated).
+
+        Includes the history of customers merged into this one.
+        """
         customer_id = self._customer_id(customer_id)
-        page = self.paginate_queryset(selectors.timeline_list(customer_id))
+        query = valid(TimelineQuery, request.query_params)
+        page = self.paginate_queryset(selectors.timeline_list(customer_id, **query))
         return self.get_paginated_response(TimelineEntryOutput(page, many=True).data)
+
+    @extend_schema(responses={200: CustomerContextOutput})
+    @action(detail=True, methods=["get"], pagination_class=None)
+    def context(self, request, customer_id=None):
+        """What an agent needs on pick-up: profile, preferences, open work, last contacts, repeat contact."""
+        context = selectors.customer_context(self._customer_id(customer_id))
+        return Response(CustomerContextOutput(context).data)
 
     def _customer_id(self, pk):
         return get_object_or_404(Customer, id=pk).id

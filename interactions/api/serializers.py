@@ -3,6 +3,7 @@ from rest_framework import serializers
 from customers.identity import KINDS
 from interactions import domain
 from interactions.models import Interaction
+from interactions.webhooks import html_to_text
 
 # Bodies larger than this are refused (400) rather than stored; the request
 # itself is capped by DATA_UPLOAD_MAX_MEMORY_SIZE.
@@ -86,3 +87,129 @@ class InteractionCommandOutput(serializers.Serializer):
     interaction = InteractionOutput()
     positions = serializers.ListField(child=serializers.IntegerField())
     customer_created = serializers.BooleanField()
+
+
+# --- channel provider webhooks ---------------------------------------------
+
+
+class WebhookInput(serializers.Serializer):
+    """What every provider sends; each channel adds its own fields."""
+
+    # `from` is a Python keyword: declared in get_fields() below.
+    needs_from = True
+
+    provider_message_id = serializers.CharField(max_length=200, help_text="the provider's id of this delivery "
+                                                                          "(repeats are answered once)")
+    occurred_at = serializers.DateTimeField(required=False, help_text="when it happened (default: now)")
+    display_name = serializers.CharField(max_length=200, required=False)
+    conversation_id = serializers.CharField(max_length=200, required=False,
+                                            help_text="the provider's thread, call or session id")
+    direction = serializers.ChoiceField(choices=domain.DIRECTIONS, default="inbound")
+    body = serializers.CharField(max_length=MAX_BODY, required=False, allow_blank=True, trim_whitespace=False)
+    queue = serializers.CharField(max_length=100, required=False, help_text="queue to wait in (default: default)")
+
+    def get_fields(self):
+        fields = super().get_fields()
+        # The customer's identity: the sender of an inbound message, the one an outbound one goes to.
+        fields["from"] = IdentityInput(required=False)
+        return fields
+
+    def validate(self, attrs):
+        if self.needs_from_for(attrs) and "from" not in attrs:
+            raise serializers.ValidationError({"from": "This field is required."})
+        return attrs
+
+    def needs_from_for(self, attrs) -> bool:
+        return self.needs_from
+
+
+class VoiceWebhookInput(WebhookInput):
+    event = serializers.ChoiceField(choices=domain.CALL_EVENTS)
+    conversation_id = serializers.CharField(max_length=200, help_text="the provider's call id")
+    agent_id = serializers.CharField(max_length=64, required=False, help_text="ringing at / answered by this agent")
+    to_queue = serializers.CharField(max_length=100, required=False)
+    to_agent_id = serializers.CharField(max_length=64, required=False)
+    note = serializers.CharField(max_length=2000, required=False, default="", allow_blank=True)
+    # Plain text, checked by the domain against END_REASONS (400 naming `reason`).
+    reason = serializers.CharField(max_length=50, required=False, help_text="ended: one of the end reasons")
+    duration_seconds = serializers.IntegerField(min_value=0, required=False)
+    recording_ref = serializers.CharField(max_length=500, required=False)
+    recording_consent = serializers.BooleanField(required=False, allow_null=True, default=None)
+
+    def needs_from_for(self, attrs) -> bool:
+        return attrs["event"] == "ringing"
+
+
+class ChatWebhookInput(WebhookInput):
+    event = serializers.ChoiceField(choices=domain.CHAT_EVENTS, default="message")
+    conversation_id = serializers.CharField(max_length=200, help_text="the provider's chat session id")
+    reason = serializers.CharField(max_length=50, default="customer_left", help_text="end: one of the end reasons")
+
+    def needs_from_for(self, attrs) -> bool:
+        return attrs["event"] == "start"
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        if attrs["event"] == "message" and not attrs.get("body"):
+            raise serializers.ValidationError({"body": "a chat message needs a body"})
+        return attrs
+
+
+class SmsWebhookInput(WebhookInput):
+    body = serializers.CharField(max_length=MAX_BODY, trim_whitespace=False)
+
+
+class SocialWebhookInput(WebhookInput):
+    kind = serializers.ChoiceField(choices=domain.SOCIAL_KINDS, help_text="dm (direct message) or mention (public)")
+    body = serializers.CharField(max_length=MAX_BODY, trim_whitespace=False)
+
+
+def _message_id(value: str) -> str:
+    return value.strip().strip("<>").strip()
+
+
+class EmailWebhookInput(WebhookInput):
+    message_id = serializers.CharField(max_length=500, required=False,
+                                       help_text="the Message-ID header (default: provider_message_id)")
+    in_reply_to = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    references = serializers.ListField(child=serializers.CharField(max_length=500), required=False,
+                                       max_length=200, help_text="the References header (a list, or the header text)")
+    subject = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    sender = serializers.CharField(max_length=254, required=False, help_text="From header (default: from.value)")
+    to = serializers.ListField(child=serializers.CharField(max_length=254), required=False, default=list,
+                               max_length=100)
+    cc = serializers.ListField(child=serializers.CharField(max_length=254), required=False, default=list,
+                               max_length=100)
+    html = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False,
+                                 help_text="HTML body; kept as its text only")
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict) and isinstance(data.get("references"), str):
+            data = {**data, "references": data["references"].split()}
+        return super().to_internal_value(data)
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        attrs["message_id"] = _message_id(attrs.get("message_id") or attrs["provider_message_id"])
+        attrs["in_reply_to"] = _message_id(attrs.get("in_reply_to") or "")
+        attrs["references"] = [_message_id(r) for r in attrs.get("references", []) if _message_id(r)]
+        if not attrs.get("body"):
+            if not attrs.get("html"):
+                raise serializers.ValidationError({"body": "an email needs a text body (body) or an html body"})
+            attrs["body"] = html_to_text(attrs["html"])
+            if len(attrs["body"]) > MAX_BODY:
+                raise serializers.ValidationError(
+                    {"html": f"the text of the HTML body is longer than {MAX_BODY} characters"})
+        attrs.pop("html", None)
+        return attrs
+
+
+WEBHOOK_INPUTS = {"voice": VoiceWebhookInput, "chat": ChatWebhookInput, "email": EmailWebhookInput,
+                  "social": SocialWebhookInput, "sms": SmsWebhookInput}
+
+
+class WebhookOutput(serializers.Serializer):
+    interaction = InteractionOutput()
+    positions = serializers.ListField(child=serializers.IntegerField())
+    customer_created = serializers.BooleanField()
+    duplicate = serializers.BooleanField(help_text="a repeated delivery: this is the original result")

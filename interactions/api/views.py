@@ -2,17 +2,28 @@
 
 The acting agent is the authenticated user (their username is the agent id
 until the routing issue brings agent records).
+
+Inbound channel webhooks (POST /api/v1/webhooks/{channel}/{provider}/) are
+thin the same way: check who is calling (the signature over the raw body),
+read and validate the payload, call services.webhook_receive once, serialize.
 """
 
+import json
+import uuid
+
 from django.conf import settings
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
-from contactcenter.api import ErrorSerializer, command_meta, valid
+from contactcenter.api import CORRELATION_HEADER, ErrorSerializer, command_meta, valid
+from customers.identity import InvalidIdentity
 from customers.identity import identity as make_identity
-from interactions import services
+from events.store import Actor, Metadata, uuid7
+from interactions import domain, services, webhooks
 from interactions.api import serializers as s
 from interactions.models import Interaction
 
@@ -120,3 +131,88 @@ class InteractionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
     @action(detail=True, methods=["post"])
     def reopen(self, request, pk=None):
         return self._run(request, pk, services.interaction_reopen, s.ReopenInput)
+
+
+# --- channel provider webhooks -----------------------------------------------
+
+# Which part of `from` an identity error is about.
+_FROM_FIELDS = {"kind": "from.kind", "provider": "from.provider"}
+
+
+def _meta(request, channel: str, provider: str) -> Metadata:
+    try:
+        correlation_id = uuid.UUID(request.META[CORRELATION_HEADER])
+    except (KeyError, ValueError):
+        correlation_id = uuid7()
+    return Metadata(actor=Actor("provider", f"{channel}/{provider}", provider), correlation_id=correlation_id,
+                    channel=channel)
+
+
+class WebhookView(APIView):
+    """A channel provider reports a call event or a message."""
+
+    # The HMAC signature of each request *is* the authentication here: the
+    # provider holds no user token. So no authentication classes and AllowAny,
+    # on this view only; `post` refuses (401) anything not signed with the
+    # provider's secret before reading a single field of it.
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        operation_id="webhook_receive",
+        parameters=[
+            OpenApiParameter("channel", str, OpenApiParameter.PATH, enum=list(domain.CHANNELS)),
+            OpenApiParameter("provider", str, OpenApiParameter.PATH),
+            OpenApiParameter("X-Signature", str, OpenApiParameter.HEADER, required=True,
+                             description='hex HMAC-SHA256 of X-Timestamp + "." + raw body, keyed with the '
+                                         "provider's secret"),
+            OpenApiParameter("X-Timestamp", str, OpenApiParameter.HEADER, required=True,
+                             description="unix seconds; within 300 s of the server's clock"),
+        ],
+        request=PolymorphicProxySerializer("WebhookInput", serializers=list(s.WEBHOOK_INPUTS.values()),
+                                           resource_type_field_name=None),
+        responses={
+            201: s.WebhookOutput, 200: OpenApiResponse(s.WebhookOutput, description="a repeated delivery"),
+            400: ErrorSerializer, 401: ErrorSerializer, 404: ErrorSerializer, 409: ErrorSerializer,
+            413: ErrorSerializer,
+        },
+        auth=[],
+        description="See docs/WEBHOOKS.md.",
+    )
+    def post(self, request, channel: str, provider: str):
+        if channel not in domain.CHANNELS:
+            raise domain.InvalidValue("channel", f"unknown channel {channel!r}; known: {', '.join(domain.CHANNELS)}")
+        secret = webhooks.secret_for(provider)
+        # Refuse by the announced length before reading the body into memory.
+        announced = request.META.get("CONTENT_LENGTH") or "0"
+        if announced.isdigit() and int(announced) > webhooks.MAX_BYTES:
+            raise webhooks.BodyTooLarge()
+        raw = request.body  # the bytes as sent: what is verified is what is parsed
+        if len(raw) > webhooks.MAX_BYTES:
+            raise webhooks.BodyTooLarge()
+        webhooks.verify(secret=secret, timestamp=request.META.get(webhooks.TIMESTAMP_HEADER),
+                        signature=request.META.get(webhooks.SIGNATURE_HEADER), body=raw)
+        try:
+            payload = json.loads(raw)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise domain.InvalidValue("payload", f"the body is not JSON: {exc}") from None
+        if not isinstance(payload, dict):
+            raise domain.InvalidValue("payload", "the body must be a JSON object")
+        data = valid(s.WEBHOOK_INPUTS[channel], payload)
+        ident = self._identity(data.pop("from", None))
+        result = services.webhook_receive(channel=channel, provider=provider, data=data, ident=ident,
+                                          meta=_meta(request, channel, provider))
+        body = {"interaction": result.interaction, "positions": result.positions,
+                "customer_created": result.customer_created, "duplicate": result.duplicate}
+        return Response(s.WebhookOutput(body).data,
+                        status=status.HTTP_200_OK if result.duplicate else status.HTTP_201_CREATED)
+
+    @staticmethod
+    def _identity(given: dict | None):
+        if given is None:
+            return None
+        try:
+            return make_identity(given["kind"], given["value"], provider=given.get("provider", ""),
+                                 default_region=settings.DEFAULT_PHONE_REGION)
+        except InvalidIdentity as exc:
+            raise domain.InvalidValue(_FROM_FIELDS.get(exc.field, "from.value"), str(exc)) from None

@@ -146,13 +146,14 @@ def test_every_event_type_round_trips_its_example():
     import dataclasses
     import typing
 
-    samples = {uuid.UUID: uuid.uuid4(), int: 7, str: "x é 🎧"}
+    samples = {uuid.UUID: uuid.uuid4(), int: 7, str: "x é 🎧", bool: True, dict: {"k": "v é"}, list: ["x", "ü"]}
     for et in registry.all_types():
         hints = typing.get_type_hints(et.cls)
         values = {}
         for f in dataclasses.fields(et.cls):
             tp = hints[f.name]
-            args = [a for a in typing.get_args(tp) if a is not type(None)]
-            values[f.name] = samples[args[0] if args else tp]
+            if type(None) in typing.get_args(tp):  # Optional[X]: sample X
+                tp = next(a for a in typing.get_args(tp) if a is not type(None))
+            values[f.name] = samples[typing.get_origin(tp) or tp]
         example = et.cls(**values)
         assert registry.from_data(et.name, registry.to_data(example)) == example

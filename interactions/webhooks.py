@@ -1,0 +1,157 @@
+"""Channel provider webhooks: who may call them (HMAC signatures) and turning HTML mail into text.
+
+No database here. The view verifies the signature over the raw request body
+before anything is parsed, so what is acted on is exactly what was signed.
+
+Signature: hex HMAC-SHA256, keyed with the provider's secret, of
+`X-Timestamp + "." + raw body`; `X-Timestamp` is unix seconds and must be
+within WEBHOOK_TIMESTAMP_TOLERANCE seconds (default 300) of our clock, so a
+captured request cannot be replayed later. Secrets come from the setting
+WEBHOOK_SECRETS (a dict provider -> secret) or, when it is not set, from the
+environment variable WEBHOOK_SECRETS, formatted `provider=secret,provider2=secret2`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import time
+from html.parser import HTMLParser
+
+from django.conf import settings
+
+SIGNATURE_HEADER = "HTTP_X_SIGNATURE"
+TIMESTAMP_HEADER = "HTTP_X_TIMESTAMP"
+DEFAULT_TOLERANCE = 300
+# Largest webhook body accepted, in bytes (below DATA_UPLOAD_MAX_MEMORY_SIZE,
+# so that we answer with our own error naming the limit, not Django's).
+MAX_BYTES = 256 * 1024
+
+
+class UnknownProvider(Exception):
+    """No secret is configured for this provider (HTTP 404)."""
+
+    status = 404
+    code = "unknown_provider"
+    field = "provider"
+
+
+class SignatureRejected(Exception):
+    """Missing, wrong or stale signature (HTTP 401). Deliberately vague: tells an attacker nothing."""
+
+    status = 401
+    code = "bad_signature"
+
+
+class BodyTooLarge(Exception):
+    status = 413
+    code = "too_large"
+    field = "body"
+
+    def __init__(self) -> None:
+        super().__init__(f"the request body is larger than the limit of {MAX_BYTES} bytes")
+
+
+def _parse(raw: str) -> dict[str, str]:
+    secrets = {}
+    for item in raw.split(","):
+        provider, sep, secret = item.strip().partition("=")
+        if sep and provider.strip() and secret.strip():
+            secrets[provider.strip()] = secret.strip()
+    return secrets
+
+
+def secrets() -> dict[str, str]:
+    configured = getattr(settings, "WEBHOOK_SECRETS", None)
+    if configured is None:
+        configured = _parse(os.environ.get("WEBHOOK_SECRETS", ""))
+    elif isinstance(configured, str):
+        configured = _parse(configured)
+    return configured
+
+
+def tolerance() -> int:
+    value = getattr(settings, "WEBHOOK_TIMESTAMP_TOLERANCE", None)
+    if value is None:
+        value = os.environ.get("WEBHOOK_TIMESTAMP_TOLERANCE", DEFAULT_TOLERANCE)
+    return int(value)
+
+
+def secret_for(provider: str) -> str:
+    secret = secrets().get(provider)
+    if not secret:
+        raise UnknownProvider(f"unknown provider {provider!r}: no webhook secret is configured for it")
+    return secret
+
+
+def sign(secret: str, timestamp: str | int, body: bytes) -> str:
+    """The hex signature a provider sends in X-Signature."""
+    return hmac.new(secret.encode(), str(timestamp).encode() + b"." + body, hashlib.sha256).hexdigest()
+
+
+def verify(*, secret: str, timestamp: str | None, signature: str | None, body: bytes,
+           now: float | None = None) -> None:
+    """Raise SignatureRejected unless `signature` signs `timestamp.body` and the timestamp is fresh."""
+    if not timestamp or not signature:
+        raise SignatureRejected("missing X-Signature or X-Timestamp header")
+    try:
+        sent = int(timestamp)
+    except ValueError:
+        raise SignatureRejected("X-Timestamp must be unix seconds") from None
+    now = time.time() if now is None else now
+    if abs(now - sent) > tolerance():
+        raise SignatureRejected(f"X-Timestamp is more than {tolerance()} seconds away from our clock")
+    # compare_digest: constant time, so the comparison leaks nothing of the expected value.
+    if not hmac.compare_digest(sign(secret, timestamp, body), signature.strip().lower()):
+        raise SignatureRejected("the signature does not match")
+
+
+# --- HTML mail to text -----------------------------------------------------
+
+_BLOCKS = {"p", "div", "br", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "table",
+           "ul", "ol", "hr", "section", "article", "header", "footer"}
+_HIDDEN = {"script", "style", "head", "title", "template", "noscript", "iframe", "object", "svg"}
+
+
+class _Text(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.hidden = 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag in _HIDDEN:
+            self.hidden += 1
+        elif tag in _BLOCKS:
+            self.parts.append("\n")
+
+    def handle_startendtag(self, tag, attrs):
+        if tag in _BLOCKS:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag):
+        if tag in _HIDDEN:
+            self.hidden = max(0, self.hidden - 1)
+        elif tag in _BLOCKS:
+            self.parts.append("\n")
+
+    def handle_data(self, data):
+        if not self.hidden:
+            self.parts.append(data)
+
+
+def html_to_text(html: str) -> str:
+    """The readable text of an HTML mail body: tags, scripts, styles and comments dropped, entities decoded.
+
+    We keep text, never HTML, so there is no markup left to sanitise: nothing
+    a provider sends can reach an agent's screen as active content.
+    """
+    parser = _Text()
+    parser.feed(html)
+    parser.close()
+    lines = [" ".join(line.split()) for line in "".join(parser.parts).splitlines()]
+    text = "\n".join(lines)
+    while "\n\n\n" in text:
+        text = text.replace("\n\n\n", "\n\n")
+    return text.strip()
