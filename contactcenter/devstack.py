@@ -980,6 +980,8 @@ def _cmd_run() -> int:
             env = {**_startup_environ(), **env_add, "PYTHONUNBUFFERED": "1"}
             env.setdefault("DJANGO_SETTINGS_MODULE", "contactcenter.settings")
             env.setdefault("DEBUG", "true")
+            # A local-only secret so the webhooks can be tried at once (docs/WEBHOOKS.md).
+            env.setdefault("WEBHOOK_SECRETS", "demo=demo-webhook-secret")
 
             for step in (["manage.py", "migrate", "--noinput"], ["manage.py", "seed_demo"]):
                 _log(f"running: python {shlex.join(step)}")
