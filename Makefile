@@ -15,7 +15,7 @@ VENV := .venv
 VENV_PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: .venv run test bench-events clean
+.PHONY: .venv run test bench-events bench-intake clean
 
 # `make .venv` creates the virtualenv; the install only re-runs when
 # requirements.txt is newer than the stamp file.
@@ -43,6 +43,11 @@ $(VENV)/.bench-installed: requirements-bench.txt $(VENV)/.installed
 
 bench-events: .venv $(VENV)/.bench-installed
 	$(VENV_PY) -m contactcenter.devstack bench bench/events_bench.py $(BENCH_ARGS)
+
+# Webhook intake through the real ASGI server (2 daphne processes) and the
+# timeline page; rewrites the bench-intake section of docs/BENCHMARKS.md.
+bench-intake: .venv
+	$(VENV_PY) -m contactcenter.devstack bench bench/intake_bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf .data
