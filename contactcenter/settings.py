@@ -144,8 +144,19 @@ X_FRAME_OPTIONS = "DENY"
 DATABASE_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5433/contactcenter")
 if not DATABASE_URL.startswith(("postgres://", "postgresql://")):
     raise ImproperlyConfigured("DATABASE_URL must be a PostgreSQL URL (postgresql://user:pass@host:port/db)")
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Under ASGI every request runs its sync view on a fresh thread, so a
+# persistent per-thread connection (CONN_MAX_AGE > 0) leaks one connection
+# per request until PostgreSQL refuses more. The default is a connection pool
+# per process (psycopg_pool: bounded, and no connect per request); set
+# DB_POOL_MAX_SIZE=0 to use plain connections with DB_CONN_MAX_AGE.
+DB_POOL_MAX_SIZE = env_int("DB_POOL_MAX_SIZE", 20)
+DATABASES = {
+    "default": dj_database_url.parse(DATABASE_URL, conn_max_age=0 if DB_POOL_MAX_SIZE else env_int("DB_CONN_MAX_AGE", 0))
+}
+if DB_POOL_MAX_SIZE:
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": DB_POOL_MAX_SIZE, "timeout": 10}
+else:
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # The event store prepares its hot statements once per connection. Turn off
 # behind a transaction-mode pgbouncer older than 1.21 (or without
 # max_prepared_statements), which cannot carry prepared statements.
