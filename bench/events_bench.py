@@ -1034,7 +1034,7 @@ def print_table(rows: list[Row]) -> None:
     right = {2, 4, 5}
     out = io.StringIO()
     for n, line in enumerate(t):
-        cells = [str(c).rjust(w) if i in right else str(c).ljust(w) for i, (c, w) in enumerate(zip(line, widths))]
+        cells = [str(c).rjust(w) if i in right else str(c).ljust(w) for i, (c, w) in enumerate(zip(line, widths, strict=True))]
         out.write("  ".join(cells).rstrip() + "\n")
         if n == 0:
             out.write("  ".join("-" * w for w in widths) + "\n")

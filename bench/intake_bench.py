@@ -110,7 +110,7 @@ def start_servers(b: Bench) -> tuple[list[Proc], list[int]]:
                                           "contactcenter.asgi:application"], env, b.tmp))
         ports.append(port)
     deadline = time.monotonic() + 60
-    for proc, port in zip(procs, ports):
+    for proc, port in zip(procs, ports, strict=True):
         while True:
             proc.check()
             try:
@@ -121,7 +121,7 @@ def start_servers(b: Bench) -> tuple[list[Proc], list[int]]:
                 break
             except OSError:
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"{proc.name} did not answer:\n{proc.tail()}")
+                    raise RuntimeError(f"{proc.name} did not answer:\n{proc.tail()}") from None
                 time.sleep(0.2)
     log(f"started {WEB_PROCESSES} daphne processes on ports {ports}")
     return procs, ports
@@ -330,7 +330,7 @@ def measure_intake(b: Bench, customers: list[dict], ports: list[int]) -> None:
     rate = len(ok) / (end - start)
     p50, p99 = percentile(lat, 50), percentile(lat, 99)
     by_channel = {}
-    for (ch, _), r in zip(items, res):
+    for (ch, _), r in zip(items, res, strict=True):
         by_channel.setdefault(ch, []).append(r[1])
 
     log("  baseline: the same touches appended straight to the store (MessageRecorded, 1 per transaction)")
