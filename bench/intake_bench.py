@@ -106,8 +106,8 @@ def start_servers(b: Bench) -> tuple[list[Proc], list[int]]:
     procs, ports = [], []
     for k in range(WEB_PROCESSES):
         port = eb_free_port()
-        procs.append(Proc(f"daphne-{k}", [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-                                          "contactcenter.asgi:application"], env, b.tmp))
+        cmd = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "contactcenter.asgi:application"]
+        procs.append(Proc(f"web-{k}", cmd, env, b.tmp))
         ports.append(port)
     deadline = time.monotonic() + 60
     for proc, port in zip(procs, ports, strict=True):
@@ -302,10 +302,29 @@ def baseline_appends(items: list[tuple[str, dict]], customers: list[dict]) -> tu
     return len(prepared), time.monotonic() - t0
 
 
-def measure_intake(b: Bench, customers: list[dict], ports: list[int]) -> None:
+def _cpu_seconds(pid: int) -> float:
+    """CPU time of a server process and its worker processes (gunicorn forks its workers)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if stat.parent.name == str(pid) or fields[1] == str(pid):  # the process or its child
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+    return total
+
+
+def _machine_busy_seconds() -> float:
+    # All CPUs, all processes: user + nice + system + irq + softirq + steal, from /proc/stat.
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (values[0] + values[1] + values[2] + values[5] + values[6] + values[7]) / os.sysconf("SC_CLK_TCK")
+
+
+def measure_intake(b: Bench, customers: list[dict], ports: list[int], procs: list[Proc]) -> None:
     a = b.args
     n = int(a.rate * a.seconds)
-    log(f"figure 1: {n} webhook deliveries at {a.rate:.0f}/s over {len(ports)} daphne processes, "
+    log(f"figure 1: {n} webhook deliveries at {a.rate:.0f}/s over {len(ports)} web processes, "
         f"{a.threads} client threads")
     # Warm-up (not measured): every channel through every process, then the measured run.
     warm = Mix(customers, seed=1, run="warm").build(a.warmup)
@@ -320,7 +339,12 @@ def measure_intake(b: Bench, customers: list[dict], ports: list[int]) -> None:
     items = Mix(customers, seed=2, run="run").build(n)
     ts = str(int(time.time()))
     reqs = [("POST", *signed(ch, d, ts)) for ch, d in items]
+    cpu0 = [_cpu_seconds(p.proc.pid) for p in procs], os.times(), _machine_busy_seconds()
     res, start, end = paced_http(reqs, ports, rate=a.rate, threads=a.threads)
+    cpu1 = [_cpu_seconds(p.proc.pid) for p in procs], os.times(), _machine_busy_seconds()
+    server_cpu = sum(cpu1[0]) - sum(cpu0[0])
+    client_cpu = (cpu1[1].user + cpu1[1].system) - (cpu0[1].user + cpu0[1].system)
+    machine_cpu = cpu1[2] - cpu0[2]
     ok = [r for r in res if isinstance(r[0], int) and 200 <= r[0] < 300]
     lat = [r[1] for r in ok]
     late = [r[2] for r in res]
@@ -349,6 +373,10 @@ def measure_intake(b: Bench, customers: list[dict], ports: list[int]) -> None:
     b.detail(f"figure 1 client: sends later than scheduled by p50 {percentile(late, 50) * 1000:.1f} ms, "
              f"p99 {percentile(late, 99) * 1000:.1f} ms, max {max(late) * 1000:.1f} ms "
              "(a large value means the client threads were all waiting on responses)")
+    b.detail(f"figure 1 CPU per request: web processes {server_cpu / len(res) * 1000:.2f} ms, load generator "
+             f"{client_cpu / len(res) * 1000:.2f} ms, everything else (PostgreSQL, system) "
+             f"{(machine_cpu - server_cpu - client_cpu) / len(res) * 1000:.2f} ms; the machine was "
+             f"{machine_cpu / (end - start) / (os.cpu_count() or 1):.0%} busy")
     b.detail(f"figure 1 baseline: {bn} MessageRecorded appends (encrypted body, per-customer key) in {bt:.2f} s")
 
 
@@ -565,7 +593,7 @@ def main(argv=None) -> int:
         connections.close_all()
         procs, ports = start_servers(b)
         if "1" in args.only:
-            measure_intake(b, customers, ports)
+            measure_intake(b, customers, ports, procs)
         if "2" in args.only:
             measure_timeline(b, token, ports[0])
         for proc in procs:

@@ -1,11 +1,28 @@
-"""ASGI entry point: HTTP (Django) and WebSocket (Channels) on one server."""
+"""ASGI entry point: HTTP (Django) and WebSocket (Channels) on one server.
+
+HTTP goes through Django's WSGI handler, run in a thread pool, rather than
+through Django's ASGI handler. Our views are synchronous, and under the ASGI
+handler every synchronous middleware step and the view each hop to a thread
+and back: the intake benchmark measured that at about 6 ms of CPU per
+request, more than the request's own work (docs/BENCHMARKS.md). Through the
+WSGI handler a request makes one hop, and the pool lets requests of one
+process wait on PostgreSQL side by side. WebSockets go to Channels as usual.
+"""
 
 import os
 
-from django.core.asgi import get_asgi_application
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "contactcenter.settings")
-django_asgi_app = get_asgi_application()
+
+import json  # noqa: E402
+from tempfile import SpooledTemporaryFile  # noqa: E402
+
+from asgiref.sync import AsyncToSync, sync_to_async  # noqa: E402
+from asgiref.wsgi import WsgiToAsgi, WsgiToAsgiInstance  # noqa: E402
+from django.core.wsgi import get_wsgi_application  # noqa: E402
+
+django_wsgi_app = get_wsgi_application()  # sets Django up before the imports below
+
+from django.conf import settings  # noqa: E402
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
@@ -14,9 +31,63 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from contactcenter.auth import TokenAuthMiddleware  # noqa: E402
 from contactcenter.routing import websocket_urlpatterns  # noqa: E402
 
+
+class _PooledInstance(WsgiToAsgiInstance):
+    # asgiref runs every request of the process on one shared thread
+    # (thread_sensitive=True); Django's WSGI handler is thread-safe, so use
+    # the event loop's thread pool instead.
+    run_wsgi_app = sync_to_async(WsgiToAsgiInstance.__dict__["run_wsgi_app"].func, thread_sensitive=False)
+
+    async def __call__(self, scope, receive, send):
+        # As asgiref's, but the body is capped: the whole body is read before
+        # Django sees it, so Django's own limits would come too late.
+        self.scope = scope
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        with SpooledTemporaryFile(max_size=65536) as body:
+            size = 0
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if limit is not None and size > limit:
+                    await _too_large(send, limit)
+                    return
+                body.write(chunk)
+                if not message.get("more_body"):
+                    break
+            body.seek(0)
+            self.body_size = size
+            self.sync_send = AsyncToSync(send)
+            await self.run_wsgi_app(body)
+
+
+    def build_environ(self, scope, body):
+        # The length of what was read, also for a chunked request (which has no Content-Length header).
+        environ = super().build_environ(scope, body)
+        environ["CONTENT_LENGTH"] = str(self.body_size)
+        return environ
+
+
+async def _too_large(send, limit: int) -> None:
+    payload = json.dumps({"detail": f"the request body is larger than the limit of {limit} bytes",
+                          "code": "too_large", "field": "body"}).encode()
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]})
+    await send({"type": "http.response.body", "body": payload})
+
+
+class DjangoHTTP(WsgiToAsgi):
+    """Django's WSGI handler as an ASGI HTTP application (see the module's docstring)."""
+
+    async def __call__(self, scope, receive, send):
+        await _PooledInstance(self.wsgi_application, self.duplicate_header_limit)(scope, receive, send)
+
+
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": DjangoHTTP(django_wsgi_app),
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(TokenAuthMiddleware(URLRouter(websocket_urlpatterns)))
         ),

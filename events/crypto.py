@@ -79,14 +79,21 @@ class KeyRing:
     @classmethod
     def for_writing(cls, customer_id: uuid.UUID) -> AESGCM:
         """The customer's key, created on first use. Refuses an erased customer."""
+        # Look first: nearly every write is for a customer who has a key, so
+        # the common case is one statement and no key generated for nothing.
         with connection.cursor() as cur:
-            cur.execute(
-                "INSERT INTO events_customer_key (customer_id, wrapped_key, created_at) VALUES (%s, %s, now()) "
-                "ON CONFLICT (customer_id) DO NOTHING",
-                [customer_id, _wrap(customer_id, AESGCM.generate_key(bit_length=256))],
-            )
             cur.execute("SELECT wrapped_key FROM events_customer_key WHERE customer_id = %s", [customer_id])
-            (wrapped,) = cur.fetchone()
+            found = cur.fetchone()
+            if found is None:
+                cur.execute(
+                    "INSERT INTO events_customer_key (customer_id, wrapped_key, created_at) VALUES (%s, %s, now()) "
+                    "ON CONFLICT (customer_id) DO NOTHING",
+                    [customer_id, _wrap(customer_id, AESGCM.generate_key(bit_length=256))],
+                )
+                # A racing writer may have created it first: read what won.
+                cur.execute("SELECT wrapped_key FROM events_customer_key WHERE customer_id = %s", [customer_id])
+                found = cur.fetchone()
+        (wrapped,) = found
         if wrapped is None:
             raise CustomerErased(str(customer_id))
         return _unwrap(customer_id, wrapped)

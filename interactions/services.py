@@ -8,11 +8,13 @@ new state.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 
 from customers import services as customer_services
 from customers.identity import Identity
@@ -200,9 +202,12 @@ def webhook_receive(*, channel: str, provider: str, data: dict, ident: Identity 
                 if channel == "email":
                     EmailMessage.objects.bulk_create(
                         [EmailMessage(message_id=data["message_id"], interaction=row)], ignore_conflicts=True)
-                ProviderMessage.objects.filter(provider=provider, message_id=message_id).update(
-                    interaction=row, positions=positions, position=positions[-1] if positions else None,
-                    customer_created=customer_created)
+                with connection.cursor() as cur:
+                    cur.execute(f"UPDATE {ProviderMessage._meta.db_table} SET interaction_id = %s, "
+                                "positions = %s::jsonb, position = %s, customer_created = %s "
+                                "WHERE provider = %s AND message_id = %s",
+                                [row.id, json.dumps(positions), positions[-1] if positions else None,
+                                 customer_created, provider, message_id])
             return WebhookResult(row, positions, customer_created)
         except IntegrityError:
             continue  # a racing delivery opened the same conversation: decide again on what it wrote
@@ -241,8 +246,12 @@ def _commit(row: Interaction, new_events: list, *, is_new: bool, meta: Metadata,
     row.take(state)
     if is_new:
         row.save(force_insert=True)
-    else:
-        row.save(update_fields=["status", "queue", "agent_id", "version", "updated_at"])
+    else:  # what row.save(update_fields=[...]) would do, without the ORM's cost on the hot intake path
+        row.updated_at = timezone.now()
+        with connection.cursor() as cur:
+            cur.execute(f"UPDATE {Interaction._meta.db_table} SET status = %s, queue = %s, agent_id = %s, "
+                        "version = %s, updated_at = %s WHERE id = %s",
+                        [row.status, row.queue, row.agent_id, row.version, row.updated_at, row.id])
     return positions
 
 
@@ -250,10 +259,27 @@ def _locked(interaction_id: uuid.UUID) -> Interaction:
     return Interaction.objects.select_for_update().get(id=interaction_id)
 
 
-def _conversation(channel: str, provider: str, conversation_id: str | None) -> Conversation | None:
+def _conversation(channel: str, provider: str, conversation_id: str | None) -> Interaction | None:
+    """The interaction currently carrying the provider's conversation, locked; None for a new conversation.
+
+    One statement: the conversation is looked up and its interaction row
+    locked (FOR UPDATE) together.
+    """
     if not conversation_id:
         return None
-    return Conversation.objects.filter(channel=channel, provider=provider, conversation_id=conversation_id).first()
+    with connection.cursor() as cur:
+        cur.execute(
+            f"SELECT {_COLUMNS} FROM {Interaction._meta.db_table} i JOIN {Conversation._meta.db_table} c "
+            "ON c.interaction_id = i.id WHERE c.channel = %s AND c.provider = %s AND c.conversation_id = %s "
+            "FOR UPDATE OF i",
+            [channel, provider, conversation_id],
+        )
+        found = cur.fetchone()
+    return Interaction.from_db("default", _FIELDS, found) if found else None
+
+
+_FIELDS = [f.attname for f in Interaction._meta.concrete_fields]
+_COLUMNS = ", ".join(f"i.{f.column}" for f in Interaction._meta.concrete_fields)
 
 
 def _new_row(*, channel: str, direction: str, customer_id: uuid.UUID, case_id: uuid.UUID | None) -> Interaction:
@@ -269,24 +295,28 @@ def _resolve(ident: Identity | None, meta: Metadata, display_name: str | None) -
     return customer_services.customer_resolve(ident=ident, meta=meta, display_name=display_name)
 
 
-def _map(conversation: Conversation | None, *, channel: str, provider: str, conversation_id: str | None,
+def _map(current: Interaction | None, *, channel: str, provider: str, conversation_id: str | None,
          row: Interaction) -> None:
-    """Point the provider's conversation at `row` (a plain insert: a racing twin fails on the unique index)."""
+    """Point the provider's conversation at `row`.
+
+    `current` is what the conversation pointed at (None: a new
+    conversation, a plain insert, so a racing twin fails on the unique index).
+    """
     if not conversation_id:
         return
-    if conversation is None:
+    if current is None:
         Conversation.objects.create(channel=channel, provider=provider, conversation_id=conversation_id,
                                     interaction=row)
-    elif conversation.interaction_id != row.id:
-        conversation.interaction = row
-        conversation.save(update_fields=["interaction", "updated_at"])
+    elif current.id != row.id:
+        Conversation.objects.filter(channel=channel, provider=provider, conversation_id=conversation_id).update(
+            interaction=row, updated_at=timezone.now())
 
 
 def _intake_voice(*, provider: str, data: dict, ident: Identity | None, meta: Metadata):
-    conversation = _conversation("voice", provider, data["conversation_id"])
+    current = _conversation("voice", provider, data["conversation_id"])
     customer_created = False
-    if conversation is not None:
-        row, is_new = _locked(conversation.interaction_id), False
+    if current is not None:
+        row, is_new = current, False
     elif data["event"] == "ringing":
         customer_id, customer_created = _resolve(ident, meta, data.get("display_name"))
         row, is_new = _new_row(channel="voice", direction=data["direction"], customer_id=customer_id,
@@ -301,7 +331,7 @@ def _intake_voice(*, provider: str, data: dict, ident: Identity | None, meta: Me
         duration_seconds=data.get("duration_seconds"), recording_ref=data.get("recording_ref"),
         recording_consent=data.get("recording_consent"),
     )
-    _map(conversation, channel="voice", provider=provider, conversation_id=data["conversation_id"], row=row)
+    _map(current, channel="voice", provider=provider, conversation_id=data["conversation_id"], row=row)
     return row, is_new, new_events, customer_created
 
 
@@ -340,8 +370,8 @@ def _intake_conversation(channel: str, default_key):
 
     def intake(*, provider: str, data: dict, ident: Identity | None, meta: Metadata):
         key = data.get("conversation_id") or default_key(data, ident)
-        conversation = _conversation(channel, provider, key)
-        current = _locked(conversation.interaction_id) if conversation else None
+        current = _conversation(channel, provider, key)
+        previous = current
         event = data.get("event", "message")
         if event == "end":
             if current is None:
@@ -353,7 +383,7 @@ def _intake_conversation(channel: str, default_key):
         message = None if event == "start" and not body else {"body": body or "", "kind": data.get("kind")}
         result = _deliver(channel=channel, provider=provider, data=data, ident=ident, meta=meta, current=current,
                           message=message)
-        _map(conversation, channel=channel, provider=provider, conversation_id=key, row=result[0])
+        _map(previous, channel=channel, provider=provider, conversation_id=key, row=result[0])
         return result
 
     return intake

@@ -1,8 +1,10 @@
 """The platform around the apps: probes, schema, WebSocket auth, deploy checks, the catalog."""
 
+import json
 import os
 import subprocess
 import sys
+import uuid
 
 import pytest
 from channels.testing import WebsocketCommunicator
@@ -139,3 +141,55 @@ def test_event_catalog_in_docs_is_up_to_date():
     out = subprocess.run([sys.executable, "manage.py", "event_catalog", "--check"], cwd=settings.BASE_DIR,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
+
+
+def _asgi_http(path: str, *, method: str = "GET", headers=(), chunks=(b"",)):
+    """One HTTP request through the ASGI application daphne serves: (status, headers, body)."""
+    from asgiref.sync import async_to_sync
+    from asgiref.testing import ApplicationCommunicator
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+             "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+             "headers": [(b"host", b"testserver"), *headers], "client": ("127.0.0.1", 5000),
+             "server": ("testserver", 80)}
+
+    async def run():
+        app = ApplicationCommunicator(application, scope)
+        for n, chunk in enumerate(chunks):
+            await app.send_input({"type": "http.request", "body": chunk, "more_body": n < len(chunks) - 1})
+        start = await app.receive_output(10)
+        body = b""
+        while True:
+            message = await app.receive_output(10)
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        return start["status"], dict(start["headers"]), body
+
+    return async_to_sync(run)()
+
+
+def test_http_through_the_asgi_application_reaches_django_with_auth(user):
+    # HTTP runs through Django's WSGI handler in a thread pool (contactcenter/asgi.py):
+    # the answer, the authentication and the body must all get through.
+    status, _, _ = _asgi_http("/api/v1/customers/")
+    assert status == 401
+    token = Token.objects.create(user=user).key
+    status, headers, body = _asgi_http("/api/v1/customers/", headers=[(b"authorization", f"Bearer {token}".encode())])
+    assert status == 200 and headers[b"content-type"] == b"application/json" and b'"results"' in body
+    raw = b'{"display_name": "Ada \xf0\x9f\x91\x8b", "email": "ada@example.com"}'
+    status, _, body = _asgi_http("/api/v1/customers/", method="POST", chunks=(raw[:10], raw[10:]), headers=[
+        (b"authorization", f"Bearer {token}".encode()), (b"content-type", b"application/json")])
+    assert status == 201, body
+    from events import store
+
+    registered = store.read_stream(uuid.UUID(json.loads(body)["id"]))[0]
+    assert registered.data["display_name"] == "Ada 👋"  # the chunked body arrived whole and intact
+
+
+def test_an_oversized_body_is_refused_before_django_reads_it(user):
+    token = Token.objects.create(user=user).key
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    status, _, body = _asgi_http("/api/v1/customers/", method="POST", chunks=(b"x" * limit, b"y"), headers=[
+        (b"authorization", f"Bearer {token}".encode()), (b"content-type", b"application/json")])
+    assert status == 413 and f"{limit} bytes".encode() in body and b'"field": "body"' in body

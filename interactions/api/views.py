@@ -45,9 +45,7 @@ class InteractionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         return qs.order_by("-created_at", "id")
 
     def _respond(self, result, code=status.HTTP_200_OK):
-        body = {"interaction": result.interaction, "positions": result.positions,
-                "customer_created": result.customer_created}
-        return Response(s.InteractionCommandOutput(body).data, status=code)
+        return Response(s.command_json(result), status=code)
 
     def _meta(self, request):
         return command_meta(request)
@@ -202,9 +200,7 @@ class WebhookView(APIView):
         ident = self._identity(data.pop("from", None))
         result = services.webhook_receive(channel=channel, provider=provider, data=data, ident=ident,
                                           meta=_meta(request, channel, provider))
-        body = {"interaction": result.interaction, "positions": result.positions,
-                "customer_created": result.customer_created, "duplicate": result.duplicate}
-        return Response(s.WebhookOutput(body).data,
+        return Response(s.command_json(result, duplicate=result.duplicate),
                         status=status.HTTP_200_OK if result.duplicate else status.HTTP_201_CREATED)
 
     @staticmethod

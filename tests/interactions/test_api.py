@@ -117,3 +117,19 @@ def test_interactions_need_a_token():
     from rest_framework.test import APIClient
 
     assert APIClient().get("/api/v1/interactions/").status_code == 401
+
+
+def test_the_fast_answer_equals_the_documented_serializer(api, user):
+    # The lifecycle and webhook answers are built without a serializer (the
+    # intake path is hot); the schema documents InteractionOutput, so the two
+    # must agree field for field, including nulls and time formats.
+    from interactions.api.serializers import InteractionOutput, interaction_json
+
+    it = start(api, queue="billing")["interaction"]
+    post(api, f"/api/v1/interactions/{it['id']}/offer/", {"agent_id": user.username})
+    row = Interaction.objects.get(id=it["id"])
+    assert interaction_json(row) == InteractionOutput(row).data
+    assert row.agent_id and row.queue  # both set: a null-only comparison would prove less
+    fresh = Interaction.objects.get(id=start(api, identity={"kind": "phone", "value": "+14155550123"})
+                                    ["interaction"]["id"])
+    assert fresh.agent_id is None and interaction_json(fresh) == InteractionOutput(fresh).data

@@ -440,3 +440,28 @@ def test_message_recorded_v1_reads_back_as_v2():
     data = registry.upcast("interactions.MessageRecorded", 1, {"direction": "inbound", "body": "hi",
                                                                 "provider_message_id": None})
     assert registry.from_data("interactions.MessageRecorded", data).recipients == []
+
+
+def test_input_fields_built_once_keep_no_state_between_requests():
+    # The webhook inputs share one template of fields per class (FieldsBuiltOnce);
+    # a bad payload must not leave anything behind for the next one, in any thread.
+    from interactions.api.serializers import ChatWebhookInput
+
+    bad = ChatWebhookInput(data={"provider_message_id": "x" * 201, "conversation_id": "c1",
+                                 "from": {"kind": "fax", "value": "1"}})
+    assert not bad.is_valid()
+    assert set(bad.errors) == {"provider_message_id", "from"}
+    results = []
+
+    def validate(n):
+        good = ChatWebhookInput(data={"provider_message_id": f"m{n}", "body": f"hello {n}", "conversation_id": "c",
+                                      "from": {"kind": "email", "value": f"c{n}@example.com"}})
+        results.append((good.is_valid(), good.validated_data.get("body"), dict(good.errors)))
+
+    threads = [threading.Thread(target=validate, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == sorted((True, f"hello {n}", {}) for n in range(8))
+    assert ChatWebhookInput._fields_template["provider_message_id"].parent is None  # the template stays unbound
