@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
 from django.core.exceptions import ObjectDoesNotExist
@@ -27,6 +28,14 @@ def command_meta(request, *, channel: str = "") -> Metadata:
         correlation_id=correlation_id,
         channel=channel,
     )
+
+
+def iso_datetime(value) -> str | None:
+    """A datetime as DRF's DateTimeField writes it (ISO 8601 in UTC, "Z" for +00:00), for answers built by hand."""
+    if value is None:
+        return None
+    text = value.astimezone(dt.UTC).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 def valid(serializer_class: type[serializers.Serializer], data) -> dict:

@@ -1,9 +1,12 @@
+import json
+
 from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from customers import services
 from customers.models import Customer, CustomerIdentity, CustomerProfile, TimelineEntry
+from customers.selectors import timeline_open
 from events.store import Actor, Metadata
 
 
@@ -88,7 +91,14 @@ class TimelineEntryAdmin(admin.ModelAdmin):
     search_fields = ("=customer_id",)
     list_filter = ("channel",)
     ordering = ("occurred_at", "position")
-    readonly_fields = [f.name for f in TimelineEntry._meta.fields]
+    # `data` holds personal fields encrypted: show it decrypted (or "[erased]") instead.
+    readonly_fields = [f.name for f in TimelineEntry._meta.fields if f.name != "data"] + ["readable_data"]
+    exclude = ["data"]
+
+    @admin.display(description="data")
+    def readable_data(self, obj):
+        (entry,) = timeline_open([obj])
+        return format_html("<pre>{}</pre>", json.dumps(entry.data, indent=2, ensure_ascii=False))
 
     def has_add_permission(self, request):
         return False

@@ -17,7 +17,7 @@ from customers.events import (
     ProfileUpdated,
 )
 
-CHANNELS = ("phone", "chat", "email", "social", "sms")
+CHANNELS = ("voice", "chat", "email", "social", "sms")  # as interactions.domain.CHANNELS
 VIP_TIERS = ("none", "silver", "gold", "platinum")
 DETAIL_FIELDS = ("display_name", "email", "phone", "preferred_channel")
 PROFILE_FIELDS = ("language", "contact_hours", "vip_tier", "tags", "notes")

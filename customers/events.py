@@ -8,7 +8,15 @@ from dataclasses import dataclass
 from events.registry import event, pii
 
 
-@event("customers.CustomerRegistered", version=2, emitted_by="customers.services.customer_register")
+def _voice(data: dict) -> dict:
+    # Until v3 (v2 of CustomerDetailsChanged) a preference for calls was named
+    # "phone"; it is "voice", as on interactions.
+    if data.get("preferred_channel") == "phone":
+        data["preferred_channel"] = "voice"
+    return data
+
+
+@event("customers.CustomerRegistered", version=3, emitted_by="customers.services.customer_register")
 @dataclass(frozen=True)
 class CustomerRegistered:
     """A customer became known to the contact center."""
@@ -26,8 +34,12 @@ class CustomerRegistered:
         data.setdefault("preferred_channel", "")
         return data
 
+    @staticmethod
+    def upcast_v2_v3(data: dict) -> dict:
+        return _voice(data)
 
-@event("customers.CustomerDetailsChanged", version=1, emitted_by="customers.services.customer_change_details")
+
+@event("customers.CustomerDetailsChanged", version=2, emitted_by="customers.services.customer_change_details")
 @dataclass(frozen=True)
 class CustomerDetailsChanged:
     """Contact details changed; a field that is null did not change."""
@@ -36,6 +48,10 @@ class CustomerDetailsChanged:
     email: str | None = pii(default=None)
     phone: str | None = pii(default=None)
     preferred_channel: str | None = None
+
+    @staticmethod
+    def upcast_v1_v2(data: dict) -> dict:
+        return _voice(data)
 
 
 @event("customers.CustomerErased", version=1, emitted_by="customers.services.customer_erase")

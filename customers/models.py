@@ -63,8 +63,12 @@ class CustomerProfile(models.Model):
 class TimelineEntry(models.Model):
     """Projection `customers.timeline`: every event about a customer, across channels, in order.
 
-    Personal fields are not copied here (their names are listed instead); the
-    profile holds them, so an erasure has one place to scrub.
+    Personal fields (a message's text, an email address) are kept encrypted
+    under the customer's data key, as in the event store: `key_id` names the
+    customer whose key it is (the customer of the event, which a merge does
+    not change). They are decrypted when read, so destroying the key on
+    erasure makes them unreadable here too, with nothing to scrub.
+    `personal_fields` lists which fields are personal.
     """
 
     position = models.BigIntegerField(primary_key=True)
@@ -78,6 +82,7 @@ class TimelineEntry(models.Model):
     actor = models.JSONField(default=dict)
     data = models.JSONField(default=dict)
     personal_fields = models.JSONField(default=list)
+    key_id = models.UUIDField(null=True, blank=True, help_text="whose data key encrypts the personal fields")
 
     class Meta:
         ordering = ["occurred_at", "position"]

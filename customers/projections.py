@@ -194,25 +194,32 @@ def _timeline_merges(cur, envelopes: Sequence[Envelope]) -> dict:
 
 
 def timeline_apply(envelopes: Sequence[Envelope]) -> None:
-    """Merges first, then one COPY for the whole batch. Personal fields are not copied: their names are listed instead."""
+    """Merges first, then one COPY for the whole batch.
+
+    Personal fields are copied encrypted (Envelope.sealed_data), with the
+    customer whose key encrypts them, and decrypted when read
+    (customers.selectors.timeline_page).
+    """
     with raw_cursor() as cur:
         merged = _timeline_merges(cur, envelopes)
         with cur.copy(
             "COPY customers_timelineentry (position, customer_id, event_id, event_type, stream_type, stream_id,"
-            " occurred_at, channel, actor, data, personal_fields) FROM STDIN"
+            " occurred_at, channel, actor, data, personal_fields, key_id) FROM STDIN"
         ) as copy:
             for env in envelopes:
                 if env.customer_id is None:
                     continue
                 personal = registry.event_type(env.event_type).pii_fields
                 if personal:
-                    data = json.dumps({k: v for k, v in env.data.items() if k not in personal})
-                    listed = json.dumps(sorted(k for k in personal if env.data.get(k) is not None))
+                    sealed = env.sealed_data()
+                    data = json.dumps(sealed)
+                    listed = json.dumps(sorted(k for k in personal if sealed.get(k) is not None))
+                    key_id = env.customer_id
                 else:
-                    data, listed = env.data_json, "[]"  # copied through as stored: no parse, no dump
+                    data, listed, key_id = env.data_json, "[]", None  # copied through as stored: no parse, no dump
                 copy.write_row((env.position, merged.get(env.customer_id, env.customer_id), env.event_id,
                                 env.event_type, env.stream_type, env.stream_id, env.occurred_at, env.channel,
-                                env.actor_json, data, listed))
+                                env.actor_json, data, listed, key_id))
 
 
 directory = register(

@@ -10,6 +10,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from customers.models import CustomerIdentity, CustomerProfile, TimelineEntry, TimelineMerge
+from events.crypto import KeyRing
 from interactions import events as interaction_events
 from interactions.domain import CLOSED
 from interactions.models import Case, Interaction
@@ -48,6 +49,18 @@ def timeline_list(customer_id: uuid.UUID, *, channel: str | None = None, event_t
         entries = entries.filter(occurred_at__gte=since)
     if until:
         entries = entries.filter(occurred_at__lt=until)
+    return entries
+
+
+def timeline_open(entries: list[TimelineEntry]) -> list[TimelineEntry]:
+    """Decrypt the personal fields of these entries in place (one query for the keys); returns them.
+
+    A field whose customer was erased (key destroyed) reads "[erased]".
+    """
+    ring = KeyRing.load(e.key_id for e in entries if e.key_id is not None)
+    for e in entries:
+        if e.key_id is not None:
+            e.data = ring.decrypt_data(e.key_id, e.data)
     return entries
 
 

@@ -164,23 +164,49 @@ def customer_erase(*, customer_id: uuid.UUID, reason: str, meta: Metadata) -> Co
     consumers and in projections rebuilt later. Nothing else of the history
     changes. The projections scrub what they had copied when they apply the
     CustomerErased event.
+
+    Customers merged into this one (directly or along a chain) are the same
+    person: they are erased with it, each with its own CustomerErased, so
+    nothing of theirs stays readable on the merged timeline. The returned
+    positions are the whole cascade's.
     """
     with transaction.atomic():
         customer, state = _load_for_update(customer_id)
-        new_events = domain.decide_erase(state, reason=reason)
-        if not new_events:
+        positions = _erase_one(customer, state, reason=reason, meta=meta)
+        if not positions:
             return CommandResult(customer_id, customer.version, [])
-        destroy_key(customer_id)
-        # The identities go too: a new contact from that number is a new customer.
-        CustomerIdentity.objects.filter(customer_id=customer_id).delete()
-        positions = store.append(
-            stream_type="customer", stream_id=customer_id, customer_id=customer_id, events=new_events,
-            expected_version=state.version, meta=meta,
-        )
-        customer.version = state.version + len(new_events)
-        customer.erased_at = timezone.now()
-        customer.save(update_fields=["version", "erased_at"])
+        for source in _merged_into(customer_id):
+            positions += _erase_one(source, _state(source), reason=f"merged into erased customer {customer_id}",
+                                    meta=meta)
     return CommandResult(customer_id, customer.version, positions)
+
+
+def _erase_one(customer: Customer, state: domain.CustomerState, *, reason: str, meta: Metadata) -> list[int]:
+    new_events = domain.decide_erase(state, reason=reason)
+    if not new_events:
+        return []
+    destroy_key(customer.id)
+    # The identities go too: a new contact from that number is a new customer.
+    CustomerIdentity.objects.filter(customer_id=customer.id).delete()
+    positions = store.append(
+        stream_type="customer", stream_id=customer.id, customer_id=customer.id, events=new_events,
+        expected_version=state.version, meta=meta,
+    )
+    customer.version = state.version + len(new_events)
+    customer.erased_at = timezone.now()
+    customer.save(update_fields=["version", "erased_at"])
+    return positions
+
+
+def _merged_into(customer_id: uuid.UUID) -> list[Customer]:
+    """Everyone merged into this customer, along chains (A into B, B into C: both for C), locked, in id order."""
+    found: list[Customer] = []
+    frontier = [customer_id]
+    while frontier:
+        batch = list(Customer.objects.select_for_update().filter(merged_into__in=frontier).order_by("id"))
+        found += batch
+        frontier = [c.id for c in batch]
+    return found
 
 
 def customer_merge(*, customer_id: uuid.UUID, source_id: uuid.UUID, expected_version: int, meta: Metadata,

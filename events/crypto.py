@@ -98,6 +98,10 @@ class KeyRing:
             raise CustomerErased(str(customer_id))
         return _unwrap(customer_id, wrapped)
 
+    def key(self, customer_id: uuid.UUID) -> AESGCM | None:
+        """The customer's data key; None when it was destroyed or not loaded."""
+        return self._keys.get(customer_id)
+
     def decrypt_data(self, customer_id: uuid.UUID | None, data: dict) -> dict:
         if customer_id is None or not any(isinstance(v, dict) and MARK in v for v in data.values()):
             return data

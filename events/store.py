@@ -25,7 +25,7 @@ from django.db import connection, transaction
 
 from events import registry
 from events.db import raw_cursor
-from events.crypto import KeyRing, encrypt_value
+from events.crypto import ERASED, KeyRing, encrypt_value
 
 
 class ConcurrencyConflict(Exception):
@@ -134,6 +134,27 @@ class Envelope:
         if isinstance(self._stored, str) and self._final:
             return self._stored
         return json.dumps(self.data)
+
+    def sealed_data(self) -> dict:
+        """`data` with its personal fields still encrypted under the customer's key (as `data_json`'s shape).
+
+        For read models that keep personal data but must forget it when the
+        customer's key is destroyed: they store this and decrypt on read with
+        a KeyRing for `customer_id`. An event stored at its current version
+        gives its stored ciphertext (no crypto, and the same bytes on every
+        replay); an older one is upcast and its personal fields encrypted
+        again. A field already erased stays the erased marker.
+        """
+        et = registry.event_type(self.event_type)
+        if self._stored_version == et.version:
+            return json.loads(self._stored) if isinstance(self._stored, str) else dict(self._stored)
+        data = dict(self.data)
+        key = self._keys.key(self.customer_id) if self._keys is not None and self.customer_id else None
+        for name in et.pii_fields:
+            value = data.get(name)
+            if value is not None and value != ERASED and key is not None:
+                data[name] = encrypt_value(key, self.customer_id, value)
+        return data
 
     @property
     def actor(self) -> dict:

@@ -78,3 +78,15 @@ def test_erase_action_needs_permission_and_erases(admin_client_):
                                   {"action": "erase", "_selected_action": [str(cid)]})
     assert response.status_code == 302
     assert store.read_stream(cid)[0].data["display_name"] == ERASED
+
+
+def test_a_timeline_entry_shows_its_personal_fields_decrypted_until_erasure(admin_client_):
+    cid = register("Ada")
+    apply_envelopes(get_projection("customers.timeline"), store.read_all())
+    from customers.models import TimelineEntry
+
+    entry = TimelineEntry.objects.get(customer_id=cid, event_type="customers.CustomerRegistered")
+    assert "ada@example.com" in admin_client_.get(f"/admin/customers/timelineentry/{entry.pk}/change/").content.decode()
+    services.customer_erase(customer_id=cid, reason="test", meta=Metadata())
+    page = admin_client_.get(f"/admin/customers/timelineentry/{entry.pk}/change/").content.decode()
+    assert "ada@example.com" not in page and "[erased]" in page

@@ -116,6 +116,36 @@ def test_websocket_with_a_token_receives_timeline_pushes(user):
     assert message["type"] == "timeline.changed" and message["position"] == 7 and message["customer_id"] == customer
 
 
+def test_a_merged_customers_events_are_pushed_to_the_targets_timeline(user):
+    from asgiref.sync import async_to_sync, sync_to_async
+
+    from customers.models import TimelineMerge
+    from customers.realtime import notify_timeline
+    from events.store import Envelope
+
+    import datetime as dt
+
+    token = Token.objects.create(user=user)
+    source, target = uuid.uuid4(), uuid.uuid4()
+    TimelineMerge.objects.create(source_id=source, target_id=target)
+
+    async def scenario():
+        on_target, connected, _ = await _ws_connect(f"/ws/customers/{target}/timeline/?token={token.key}")
+        on_source, connected_too, _ = await _ws_connect(f"/ws/customers/{source}/timeline/?token={token.key}")
+        assert connected and connected_too
+        env = Envelope(9, uuid.uuid4(), "interactions.MessageRecorded", 2, "interaction", uuid.uuid4(), 3,
+                       source, dt.datetime.now(dt.UTC), dt.datetime.now(dt.UTC), None, None, {}, "chat", {})
+        await sync_to_async(notify_timeline)([env])
+        message = await on_target.receive_json_from(timeout=5)
+        nothing = await on_source.receive_nothing(timeout=0.5)
+        await on_target.disconnect()
+        await on_source.disconnect()
+        return message, nothing
+
+    message, nothing = async_to_sync(scenario)()
+    assert message["customer_id"] == str(target) and message["position"] == 9 and nothing
+
+
 def test_check_deploy_passes_with_production_values():
     env = dict(
         os.environ,

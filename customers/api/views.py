@@ -20,6 +20,7 @@ from customers.api.serializers import (
     RegisterCustomerInput,
     TimelineEntryOutput,
     TimelineQuery,
+    timeline_json,
 )
 from customers.models import Customer
 
@@ -90,8 +91,8 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         """
         customer_id = self._customer_id(customer_id)
         query = valid(TimelineQuery, request.query_params)
-        page = self.paginate_queryset(selectors.timeline_list(customer_id, **query))
-        return self.get_paginated_response(TimelineEntryOutput(page, many=True).data)
+        page = selectors.timeline_open(self.paginate_queryset(selectors.timeline_list(customer_id, **query)))
+        return self.get_paginated_response([timeline_json(entry) for entry in page])
 
     @extend_schema(responses={200: CustomerContextOutput})
     @action(detail=True, methods=["get"], pagination_class=None)

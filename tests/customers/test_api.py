@@ -1,12 +1,13 @@
 """Customer API: authentication, validation, optimistic concurrency, erasure."""
 
+import json
 import uuid
 
 import pytest
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
-from customers.models import Customer, CustomerProfile, TimelineEntry
+from customers.models import Customer, CustomerIdentity, CustomerProfile, TimelineEntry
 from events import store
 from events.crypto import ERASED
 from events.models import Event, OutboxEntry
@@ -64,7 +65,10 @@ def test_register_appends_an_event_and_the_projections_show_it(api, user):
     timeline = api.get(f"/api/v1/customers/{created['id']}/timeline/").json()
     (entry,) = timeline["results"]
     assert entry["event_type"] == "customers.CustomerRegistered"
-    assert "display_name" not in entry["data"] and "display_name" in entry["personal_fields"]
+    assert entry["data"]["display_name"] == "Ada Lovelace" and "display_name" in entry["personal_fields"]
+    # ... but the read model itself only holds it encrypted under the customer's key
+    stored = TimelineEntry.objects.get(position=entry["position"])
+    assert "Ada" not in json.dumps(stored.data) and str(stored.key_id) == created["id"]
 
 
 def test_correlation_id_header_is_kept(api):
@@ -169,6 +173,12 @@ def test_erasure_erases_personal_data_everywhere_and_nothing_else(api, staff_api
         assert (profile.display_name, profile.email, profile.phone, profile.erased) == (ERASED, None, None, True)
         assert CustomerProfile.objects.get(customer_id=keep["id"]).display_name == "Grace Hopper"
         assert TimelineEntry.objects.filter(customer_id=gone["id"]).count() == 5
+        # The timeline keeps personal fields encrypted: with the key gone they read as erased.
+        entries = api.get(f"/api/v1/customers/{gone['id']}/timeline/").json()["results"]
+        personal = [e["data"][f] for e in entries for f in e["personal_fields"]]
+        assert len(personal) >= 4 and set(personal) == {ERASED}
+        kept = api.get(f"/api/v1/customers/{keep['id']}/timeline/").json()["results"]
+        assert kept[0]["data"]["display_name"] == "Grace Hopper"
 
     # Changing an erased customer is refused; its email no longer leads to it.
     refused = api.patch(f"/api/v1/customers/{gone['id']}/", {"expected_version": 5, "display_name": "X"},
@@ -370,3 +380,31 @@ def test_context_endpoint(api):
     assert (body["open_interactions"], body["open_cases"], body["last_contacts"]) == ([], [], [])
     assert body["repeat_contact"] is False
     assert api.get(f"/api/v1/customers/{uuid.uuid4()}/context/").status_code == 404
+
+
+def test_erasing_a_merge_target_erases_everyone_merged_into_it(api, staff_api):
+    target = register(api, display_name="Ada", email="ada@example.com")
+    middle = register(api, display_name="A. Lovelace", phone="+1 415 555 0123")
+    first = register(api, display_name="Countess", email="countess@example.com")
+    other = register(api, display_name="Grace", email="grace@example.com")
+    assert merge(staff_api, middle, first).status_code == 200  # first -> middle
+    assert merge(staff_api, target, {**middle, "version": 3}).status_code == 200  # middle (and first) -> target
+    project_everything()
+    timeline = api.get(f"/api/v1/customers/{target['id']}/timeline/").json()["results"]
+    names = {e["data"]["display_name"] for e in timeline if e["event_type"] == "customers.CustomerRegistered"}
+    assert names == {"Ada", "A. Lovelace", "Countess"}  # readable before
+
+    response = staff_api.post(f"/api/v1/customers/{target['id']}/erase/", {"reason": "GDPR 7"}, format="json")
+    assert response.status_code == 200 and len(response.json()["positions"]) == 3  # one CustomerErased each
+    for customer in (target, middle, first):
+        erased = store.read_stream(uuid.UUID(customer["id"]))
+        assert erased[0].data["display_name"] == ERASED and erased[-1].event_type == "customers.CustomerErased"
+        assert not CustomerIdentity.objects.filter(customer_id=customer["id"]).exists()
+    assert store.read_stream(uuid.UUID(middle["id"]))[-1].data["reason"] == f"merged into erased customer {target['id']}"
+    assert store.read_stream(uuid.UUID(other["id"]))[0].data["display_name"] == "Grace"
+    project_everything()
+    timeline = api.get(f"/api/v1/customers/{target['id']}/timeline/").json()["results"]
+    personal = {e["data"][f] for e in timeline for f in e["personal_fields"]}
+    assert personal == {ERASED}
+    for customer in (target, middle, first):
+        assert CustomerProfile.objects.get(customer_id=customer["id"]).erased

@@ -115,11 +115,24 @@ def test_old_schema_version_is_upcast_on_read_and_never_rewritten():
             [uuid.uuid4(), sid, sid, '{"name": "Old Timer", "email": "old@example.com"}'],
         )
     (env,) = store.read_stream(sid)
-    assert env.schema_version == 2
+    assert env.schema_version == 3
     assert env.event == CustomerRegistered(display_name="Old Timer", email="old@example.com", phone=None,
                                            preferred_channel="")
     raw = Event.objects.get(stream_id=sid)
     assert raw.schema_version == 1 and raw.data == {"name": "Old Timer", "email": "old@example.com"}
+
+
+def test_a_phone_preference_of_older_versions_reads_as_voice():
+    # v2 of CustomerRegistered and v1 of CustomerDetailsChanged named the call channel "phone".
+    from customers import domain as customer_domain
+    from interactions import domain as interaction_domain
+
+    assert customer_domain.CHANNELS == interaction_domain.CHANNELS
+    assert registry.upcast("customers.CustomerRegistered", 2, {"display_name": "A", "email": None, "phone": None,
+                                                              "preferred_channel": "phone"})["preferred_channel"] == "voice"
+    changed = registry.upcast("customers.CustomerDetailsChanged", 1, {"preferred_channel": "phone"})
+    assert changed["preferred_channel"] == "voice"
+    assert registry.upcast("customers.CustomerDetailsChanged", 1, {"preferred_channel": "sms"})["preferred_channel"] == "sms"
 
 
 def test_registry_refuses_duplicates_and_unknown_fields():

@@ -133,3 +133,17 @@ def test_the_fast_answer_equals_the_documented_serializer(api, user):
     fresh = Interaction.objects.get(id=start(api, identity={"kind": "phone", "value": "+14155550123"})
                                     ["interaction"]["id"])
     assert fresh.agent_id is None and interaction_json(fresh) == InteractionOutput(fresh).data
+
+
+def test_message_text_reads_on_the_customer_timeline_and_matches_the_documented_shape(api):
+    from customers.api.serializers import TimelineEntryOutput, timeline_json
+    from customers.selectors import timeline_open
+
+    it = start(api, queue="billing")["interaction"]
+    post(api, f"/api/v1/interactions/{it['id']}/messages/", {"direction": "inbound", "body": "Hallo 👋 — my bill"})
+    apply_envelopes(get_projection("customers.timeline"), store.read_all(limit=10_000))
+    entries = api.get(f"/api/v1/customers/{it['customer_id']}/timeline/?event_type=interactions.MessageRecorded").json()
+    (message,) = entries["results"]
+    assert message["data"]["body"] == "Hallo 👋 — my bill" and "body" in message["personal_fields"]
+    for entry in timeline_open(list(TimelineEntry.objects.filter(customer_id=it["customer_id"]))):
+        assert timeline_json(entry) == TimelineEntryOutput(entry).data

@@ -9,7 +9,7 @@ from events.store import Actor, Metadata
 
 DEMO_CUSTOMERS = [
     {"display_name": "Ada Lovelace", "email": "ada@example.com", "phone": "+44 20 7946 0001", "preferred_channel": "email"},
-    {"display_name": "Grace Hopper", "email": "grace@example.com", "phone": "+1 202 555 0102", "preferred_channel": "phone"},
+    {"display_name": "Grace Hopper", "email": "grace@example.com", "phone": "+1 202 555 0102", "preferred_channel": "voice"},
     {"display_name": "Alan Turing", "email": "alan@example.com", "phone": None, "preferred_channel": "chat"},
 ]
 
