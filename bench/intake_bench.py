@@ -490,15 +490,16 @@ HOW = """\
    the first message starts the session), 20% SMS (a conversation per number), 15% email (half of
    them replies to the customer's previous email, `In-Reply-To`), 10% voice events (calls ring, are
    answered ~1 s later and end ~1 s after that) and 5% Instagram DMs. The server is what a deployment
-   runs: 2 `daphne` processes (`python -m daphne contactcenter.asgi:application`, DEBUG=false,
-   `DB_CONN_MAX_AGE=0`) on two ports, the client alternating between them. `DB_CONN_MAX_AGE=0` as
-   Django advises under ASGI: each request runs its sync view in a new thread, so with the settings'
-   default of 60 s every request opens a connection that is then kept, and within seconds PostgreSQL
-   refuses more (`too many clients`, answered 500). The client is a bounded pool of threads with
+   runs: 2 `daphne` processes (`python -m daphne contactcenter.asgi:application`, DEBUG=false) on two
+   ports, the client alternating between them. HTTP runs through Django's WSGI handler in a thread
+   pool (see contactcenter/asgi.py) and takes database connections from the pool (`DB_POOL_MAX_SIZE`,
+   `DB_CONN_MAX_AGE=0`). The client is a bounded pool of threads with
    `http.client` keep-alive connections; request i is sent at start + i/300 s (paced, 20 s), and its
    latency is its response time (from sending to the full answer; time a request waited in the
-   client for a free thread is listed separately as "sends later than scheduled"). After an unmeasured warm-up, the rate is the 2xx answers / (last
-   answer - scheduled start). Baseline: the same touches as the equivalent
+   client for a free thread is listed separately as "sends later than scheduled"). After an unmeasured
+   warm-up, the rate is the 2xx answers / (last answer - scheduled start). "CPU per request" is the CPU
+   time (/proc) of the web processes, of the load generator and of the whole machine over the run,
+   divided by the requests. Baseline: the same touches as the equivalent
    `interactions.MessageRecorded` (encrypted body, with the customer id) appended with
    `events.store.append` straight to the store, one per transaction, by one writer as fast as it can.
    The rate target is 98% of the offered 300/s.
@@ -506,7 +507,7 @@ HOW = """\
    messages, batched appends), and `customers.timeline` is rebuilt with `events.replay.replay`. Then
    `GET /api/v1/customers/{id}/timeline/` (first page, 100 entries, Bearer token of a created user)
    is sent 300 times on one keep-alive connection to one of the daphne processes, idle otherwise.
-   Baseline: the query behind the page with psycopg (`... WHERE customer_id = %s ORDER BY occurred_at,
+   Each page decrypts its 100 message bodies (they are kept encrypted in the timeline). Baseline: the query behind the page with psycopg (`... WHERE customer_id = %s ORDER BY occurred_at,
    position LIMIT 101`, prepared), 300 times; the two alternate in 3 rounds after 30 warm-up requests each.
 """
 
