@@ -189,6 +189,8 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "celery"
+# Routing work has its own queue, so a backlog of other jobs never delays an offer.
+CELERY_TASK_ROUTES = {"routing.tasks.*": {"queue": "routing"}}
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600),
     # How soon unacknowledged tasks of a killed worker are restored.
@@ -198,6 +200,11 @@ CELERY_BEAT_SCHEDULE = {
     "events-outbox-watch": {
         "task": "events.tasks.outbox_watch",
         "schedule": float(env_int("OUTBOX_WATCH_SECONDS", 30)),
+    },
+    "routing-sweep": {
+        "task": "routing.tasks.sweep",
+        "schedule": float(env_int("ROUTING_SWEEP_SECONDS", 5)),
+        "options": {"queue": "routing", "expires": float(env_int("ROUTING_SWEEP_SECONDS", 5))},
     },
 }
 OUTBOX_ALERT_AGE_SECONDS = env_int("OUTBOX_ALERT_AGE_SECONDS", 60)

@@ -21,7 +21,7 @@ from customers.identity import Identity
 from customers.models import Customer
 from events import store
 from events.store import Metadata
-from interactions import domain
+from interactions import domain, hooks
 from interactions.models import Case, Conversation, EmailMessage, Interaction, ProviderMessage
 
 
@@ -75,6 +75,7 @@ def interaction_create(
                           direction=direction, status="", version=0)
         row.take(state)
         row.save(force_insert=True)
+        hooks.changed(row, new_events)
     return InteractionResult(row, positions, created)
 
 
@@ -83,17 +84,21 @@ def _on(meta: Metadata, channel: str) -> Metadata:
                     channel=channel)
 
 
-def _command(interaction_id: uuid.UUID, decide: Callable, *, meta: Metadata, **kwargs) -> InteractionResult:
+def _command(interaction_id: uuid.UUID, decide: Callable, *, meta: Metadata, facts: tuple = (),
+             **kwargs) -> InteractionResult:
+    # `facts`: events of another app recorded on the interaction's stream
+    # before what `decide` decides, in the same append (routing's reasons for an offer).
     with transaction.atomic():
         row = Interaction.objects.select_for_update().get(id=interaction_id)  # DoesNotExist -> 404
         state = row.state()
-        new_events = decide(state, **kwargs)
+        new_events = [*facts, *decide(state, **kwargs)]
         positions = store.append(stream_type="interaction", stream_id=row.id, customer_id=row.customer_id,
                                  events=new_events, expected_version=row.version, meta=_on(meta, row.channel))
         for event in new_events:
             state = domain.evolve(state, event)
         row.take(state)
         row.save(update_fields=["status", "queue", "agent_id", "version", "updated_at"])
+        hooks.changed(row, new_events)
     return InteractionResult(row, positions)
 
 
@@ -102,9 +107,13 @@ def interaction_queue(*, interaction_id, queue: str, meta) -> InteractionResult:
     return _command(interaction_id, domain.decide_queue, meta=meta, queue=queue)
 
 
-def interaction_offer(*, interaction_id, agent_id: str, meta) -> InteractionResult:
-    """Offer a queued interaction to one agent (a call rings). Emits interactions.InteractionOffered."""
-    return _command(interaction_id, domain.decide_offer, meta=meta, agent_id=agent_id)
+def interaction_offer(*, interaction_id, agent_id: str, meta, facts: tuple = ()) -> InteractionResult:
+    """Offer a queued interaction to one agent (a call rings). Emits interactions.InteractionOffered.
+
+    `facts` go first in the same append: routing passes its decision
+    (routing.InteractionRouted), so the offer and its reason commit together.
+    """
+    return _command(interaction_id, domain.decide_offer, meta=meta, agent_id=agent_id, facts=tuple(facts))
 
 
 def interaction_decline(*, interaction_id, agent_id: str, reason: str, meta) -> InteractionResult:
@@ -252,6 +261,7 @@ def _commit(row: Interaction, new_events: list, *, is_new: bool, meta: Metadata,
             cur.execute(f"UPDATE {Interaction._meta.db_table} SET status = %s, queue = %s, agent_id = %s, "
                         "version = %s, updated_at = %s WHERE id = %s",
                         [row.status, row.queue, row.agent_id, row.version, row.updated_at, row.id])
+    hooks.changed(row, new_events)
     return positions
 
 

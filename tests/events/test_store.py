@@ -159,7 +159,7 @@ def test_every_event_type_round_trips_its_example():
     import dataclasses
     import typing
 
-    samples = {uuid.UUID: uuid.uuid4(), int: 7, str: "x é 🎧", bool: True, dict: {"k": "v é"}, list: ["x", "ü"]}
+    samples = {uuid.UUID: uuid.uuid4(), int: 7, float: 2.5, str: "x é 🎧", bool: True, dict: {"k": "v é"}, list: ["x", "ü"]}
     for et in registry.all_types():
         hints = typing.get_type_hints(et.cls)
         values = {}

@@ -1,0 +1,26 @@
+"""Who else keeps state in step with an interaction's lifecycle, in the same transaction.
+
+Routing counts agents' capacity from its own rows (routing.models.Work);
+they must never lag the interaction's state, or two workers could fill the
+same slot. So every service that changes an interaction's state row calls
+`changed(row, events)` before its transaction commits, and routing listens
+(registered in RoutingConfig.ready). Interactions does not import routing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+_listeners: list[Callable] = []
+
+
+def listen(fn: Callable) -> Callable:
+    """Register fn(row, new_events); called inside the transaction that changed `row`."""
+    if fn not in _listeners:
+        _listeners.append(fn)
+    return fn
+
+
+def changed(row, new_events: list) -> None:
+    for fn in _listeners:
+        fn(row, new_events)

@@ -1,0 +1,369 @@
+"""Routing commands: presence, keeping Work in step with interactions, and routing decisions.
+
+Lock order, everywhere: the interaction row, then the agent row. Routing an
+interaction (interaction side) locks the interaction with SKIP LOCKED (if a
+command holds it, the command's own trigger or the periodic sweep routes it
+again), then waits for the chosen agent's row, in which it recounts that
+agent's load before it reserves a slot. Routing for an agent (agent side)
+locks the agent row, then tries waiting interactions with SKIP LOCKED only,
+so it never waits on an interaction while holding an agent: no cycle, no
+deadlock. Capacity is counted from Work rows, which only change under the
+interaction's lock, and a reservation (the offer) only under the agent's
+lock, so two workers can never fill one slot twice or offer one interaction
+to two agents.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from collections import defaultdict
+
+from django.db import transaction
+from django.db.models import Count
+from django.utils import timezone
+
+from customers.models import CustomerProfile
+from events import store
+from events.store import Actor, Metadata
+from interactions import domain as idomain
+from interactions import events as iev
+from interactions import services as interaction_services
+from interactions.models import Interaction
+from routing import domain
+from routing.events import AgentPresenceChanged, InteractionRouted
+from routing.models import Agent, Queue, Work
+
+log = logging.getLogger(__name__)
+
+SYSTEM = Metadata(actor=Actor("system", "routing", "routing"))
+LIFECYCLE = (iev.InteractionCreated, iev.InteractionQueued, iev.InteractionOffered, iev.OfferDeclined,
+             iev.InteractionAccepted, iev.InteractionTransferred, iev.InteractionEnded, iev.InteractionWrappedUp,
+             iev.InteractionAbandoned, iev.InteractionReopened)
+IN_HAND = (Work.OFFERED, Work.ASSIGNED)
+DEFAULT_QUEUE = "default"
+
+
+def _defer(task_name: str, *args) -> None:
+    """Queue a routing task once the transaction commits (a lost trigger is caught by the periodic sweep)."""
+
+    def send():
+        from routing import tasks
+
+        try:
+            getattr(tasks, task_name).delay(*args)
+        except Exception:  # Redis away: the sweep (routing.tasks.sweep) routes it within seconds
+            log.warning("could not queue %s%r; the sweep will pick it up", task_name, args, exc_info=True)
+
+    transaction.on_commit(send)
+
+
+# --- presence --------------------------------------------------------------------------------------------
+
+
+def agent_presence_set(*, agent_id: str, presence: str, reason: str = "", meta: Metadata = SYSTEM) -> Agent:
+    """Set an agent's presence. Emits routing.AgentPresenceChanged (nothing when it is unchanged).
+
+    An agent who leaves `available` while holding offers has them declined
+    at once, so the interactions are routed to someone else straight away.
+    Becoming available routes waiting work to the agent.
+    """
+    if presence not in domain.PRESENCES:
+        raise idomain.InvalidValue("presence", f"presence must be one of {', '.join(domain.PRESENCES)}")
+    with transaction.atomic():
+        held = list(Work.objects.filter(agent_id=agent_id, status=Work.OFFERED).values_list("interaction_id",
+                                                                                              flat=True))
+        if presence != domain.AVAILABLE:
+            for interaction_id in held:  # interaction rows first (the lock order), then the agent
+                _decline(interaction_id, agent_id, reason="presence", meta=meta)
+        agent = Agent.objects.select_for_update().select_related("user").get(user__username=agent_id)
+        if agent.presence == presence and agent.presence_reason == reason:
+            return agent
+        store.append(stream_type="agent", stream_id=agent.stream_id, customer_id=None,
+                     events=[AgentPresenceChanged(agent_id=agent_id, presence=presence, reason=reason)],
+                     expected_version=agent.version, meta=meta)
+        now = timezone.now()
+        agent.version += 1
+        agent.presence, agent.presence_reason, agent.presence_since = presence, reason, now
+        if presence == domain.AVAILABLE:
+            agent.missed_offers = 0
+            if not _loads([agent_id]).get(agent_id):
+                agent.idle_since = now
+        agent.save(update_fields=["version", "presence", "presence_reason", "presence_since", "missed_offers",
+                                  "idle_since"])
+        if presence == domain.AVAILABLE:
+            _defer("route_agent", agent_id)
+    return agent
+
+
+def _decline(interaction_id: uuid.UUID, agent_id: str, *, reason: str, meta: Metadata) -> bool:
+    try:
+        interaction_services.interaction_decline(interaction_id=interaction_id, agent_id=agent_id, reason=reason,
+                                                 meta=meta)
+        return True
+    except idomain.TransitionRefused:
+        return False  # accepted or withdrawn meanwhile
+
+
+# --- Work, in step with the interactions ------------------------------------------------------------------
+
+
+def work_sync(row: Interaction, new_events: list) -> None:
+    """interactions.hooks listener: keep the interaction's Work row in step, inside the same transaction.
+
+    Queued: waiting (created with its priority, or back after a decline,
+    remembering who declined). Offered: reserved for that agent. Active,
+    held, wrap-up: in that agent's hands. Anything else: no longer routing's.
+    Queues routing work for after the commit.
+    """
+    if not any(isinstance(e, LIFECYCLE) for e in new_events):
+        return  # a message, a recording: nothing changes for routing
+    work = Work.objects.filter(interaction_id=row.id).first()
+    previous_agent = work.agent_id if work else None
+    if row.status == idomain.QUEUED:
+        queue = row.queue or DEFAULT_QUEUE
+        if work is None:
+            work = _new_work(row, queue)
+        else:
+            declined = [e.agent_id for e in new_events if isinstance(e, iev.OfferDeclined)]
+            work.declined_by = list(dict.fromkeys([*work.declined_by, *declined]))
+            if work.queue != queue:  # transferred to another queue: a new wait there
+                work.queue, work.enqueued_at, work.declined_by = queue, timezone.now(), []
+                work.priority = _priority(_policy(queue), work)
+            work.status, work.agent_id, work.offer_expires_at = Work.WAITING, None, None
+            work.save()
+        _defer("route_interaction", str(row.id))
+        if previous_agent:
+            _defer("route_agent", previous_agent)
+    elif row.status in (idomain.OFFERED, idomain.ACTIVE, idomain.HELD, idomain.WRAP_UP):
+        if work is None:
+            work = _new_work(row, row.queue or DEFAULT_QUEUE)
+        work.status = Work.OFFERED if row.status == idomain.OFFERED else Work.ASSIGNED
+        if work.agent_id != row.agent_id:
+            work.agent_id = row.agent_id
+        if work.status == Work.ASSIGNED:
+            work.offer_expires_at = None
+        work.save()
+    else:
+        if work is not None:
+            work.delete()
+        if previous_agent:
+            _defer("route_agent", previous_agent)
+
+
+def _new_work(row: Interaction, queue: str) -> Work:
+    profile = CustomerProfile.objects.filter(customer_id=row.customer_id).values_list("vip_tier", flat=True).first()
+    repeat = Interaction.objects.filter(case_id=row.case_id).exclude(id=row.id).exists()
+    work = Work(interaction_id=row.id, queue=queue, channel=row.channel, customer_id=row.customer_id,
+                status=Work.WAITING, enqueued_at=timezone.now(), vip=bool(profile and profile != "none"),
+                repeat=repeat)
+    work.priority = _priority(_policy(queue), work)
+    work.save(force_insert=True)
+    return work
+
+
+def _policy(queue: str) -> domain.QueuePolicy:
+    found = Queue.objects.filter(name=queue).prefetch_related("skills").first()
+    return found.policy() if found else domain.QueuePolicy(name=queue)
+
+
+def _priority(policy: domain.QueuePolicy, work: Work) -> int:
+    return domain.priority(policy, work.view())
+
+
+# --- loads and candidates ---------------------------------------------------------------------------------
+
+
+def _loads(agent_ids: list[str]) -> dict[str, dict[str, int]]:
+    """Per agent, per channel: interactions offered to or held by them (from Work, exact)."""
+    loads: dict[str, dict[str, int]] = defaultdict(dict)
+    rows = (Work.objects.filter(agent_id__in=agent_ids, status__in=IN_HAND).values("agent_id", "channel")
+            .annotate(n=Count("interaction_id")))
+    for r in rows:
+        loads[r["agent_id"]][r["channel"]] = r["n"]
+    return loads
+
+
+def _view(agent: Agent, load: dict[str, int]) -> domain.AgentView:
+    return domain.AgentView(agent_id=agent.user.get_username(), presence=agent.presence,
+                            skills={s.skill_id: s.proficiency for s in agent.skills.all()},
+                            languages=tuple(agent.languages or ()), capacity=dict(agent.capacity or {}), load=load,
+                            voice_with_others=agent.voice_with_others, idle_since=agent.idle_since)
+
+
+def _available_agents() -> list[domain.AgentView]:
+    agents = list(Agent.objects.filter(presence=domain.AVAILABLE).select_related("user").prefetch_related("skills"))
+    loads = _loads([a.user.get_username() for a in agents])
+    return [_view(a, loads.get(a.user.get_username(), {})) for a in agents]
+
+
+def _preferred_agent(policy: domain.QueuePolicy, work: Work, now: dt.datetime) -> str | None:
+    if not policy.preferred_agent_hours:
+        return None
+    return (Interaction.objects.filter(customer_id=work.customer_id, status=idomain.RESOLVED,
+                                       updated_at__gte=now - dt.timedelta(hours=policy.preferred_agent_hours))
+            .exclude(agent_id=None).order_by("-updated_at").values_list("agent_id", flat=True).first())
+
+
+# --- routing ----------------------------------------------------------------------------------------------
+
+
+def work_route(*, interaction_id: uuid.UUID, now: dt.datetime | None = None) -> domain.Decision | None:
+    """Interaction side: offer a waiting interaction to the best available qualified agent.
+
+    Emits routing.InteractionRouted (why) and interactions.InteractionOffered
+    in one transaction. Returns the decision (agent_id None: nobody
+    qualifies yet; it waits and the sweep tries again as criteria expand),
+    or None when the interaction is not waiting or is being changed by
+    someone else right now. Idempotent: once offered it is no longer
+    waiting, so a re-run (a redelivered task) decides nothing.
+    """
+    with transaction.atomic():
+        row = (Interaction.objects.select_for_update(skip_locked=True)
+               .filter(id=interaction_id, status=idomain.QUEUED).first())
+        work = Work.objects.filter(interaction_id=interaction_id, status=Work.WAITING).first() if row else None
+        if work is None:
+            return None
+        now = now or timezone.now()
+        policy = _policy(work.queue)
+        agents = _available_agents()
+        excluded: set[str] = set()
+        while True:
+            view = work.view(_preferred_agent(policy, work, now))
+            decision = domain.decide_route(policy, view, [a for a in agents if a.agent_id not in excluded], now=now)
+            if decision.agent_id is None:
+                return decision
+            if _reserve(row, work, policy, decision, side="interaction"):
+                return decision
+            excluded.add(decision.agent_id)  # lost a race for that agent's last slot: next best
+
+
+def _reserve(row: Interaction, work: Work, policy: domain.QueuePolicy, decision: domain.Decision, *,
+             side: str) -> bool:
+    """Lock the chosen agent, recount their load, and offer. False if the agent has no room after all."""
+    agent = (Agent.objects.select_for_update().select_related("user").prefetch_related("skills")
+             .filter(user__username=decision.agent_id).first())
+    if agent is None or agent.presence != domain.AVAILABLE:
+        return False
+    view = _view(agent, _loads([decision.agent_id]).get(decision.agent_id, {}))
+    if not domain.has_room(view, work.channel)[0]:
+        return False
+    chosen = next(c for c in decision.candidates if c.agent_id == decision.agent_id)
+    routed = InteractionRouted(agent_id=decision.agent_id, queue=work.queue, score=chosen.score,
+                               priority=work.priority, side=side, explanation=decision.explanation())
+    interaction_services.interaction_offer(interaction_id=row.id, agent_id=decision.agent_id, meta=SYSTEM,
+                                           facts=[routed])
+    timeout = _offer_timeout(work.queue)
+    Work.objects.filter(interaction_id=row.id).update(offer_expires_at=timezone.now() + dt.timedelta(seconds=timeout))
+    _defer_expiry(str(row.id), timeout)
+    return True
+
+
+def _offer_timeout(queue: str) -> int:
+    return Queue.objects.filter(name=queue).values_list("offer_timeout_seconds", flat=True).first() or 20
+
+
+def _defer_expiry(interaction_id: str, timeout: int) -> None:
+    def send():
+        from routing import tasks
+
+        try:
+            tasks.expire_offer.apply_async((interaction_id,), countdown=timeout)
+        except Exception:
+            log.warning("could not schedule the offer expiry of %s; the sweep expires it", interaction_id,
+                        exc_info=True)
+
+    transaction.on_commit(send)
+
+
+def agent_route(*, agent_id: str, now: dt.datetime | None = None, limit: int = 50) -> list[str]:
+    """Agent side: give a free agent the highest-priority, longest-waiting interactions they qualify for.
+
+    Fills the agent's free slots, one offer each (Emits
+    routing.InteractionRouted and interactions.InteractionOffered per
+    offer). Returns the interaction ids offered. Idempotent: a full or
+    unavailable agent gets nothing more.
+    """
+    offered: list[str] = []
+    with transaction.atomic():
+        agent = (Agent.objects.select_for_update().select_related("user").prefetch_related("skills")
+                 .filter(user__username=agent_id, presence=domain.AVAILABLE).first())
+        if agent is None:
+            return offered
+        now = now or timezone.now()
+        policies: dict[str, domain.QueuePolicy] = {}
+        load = _loads([agent_id]).get(agent_id, {})
+        waiting = (Work.objects.filter(status=Work.WAITING).exclude(declined_by__contains=[agent_id])
+                   .order_by("-priority", "enqueued_at")[:limit])
+        for work in waiting:
+            view = _view(agent, load)
+            if not domain.has_room(view, work.channel)[0]:
+                continue
+            policy = policies.get(work.queue) or policies.setdefault(work.queue, _policy(work.queue))
+            step = domain.step_in_force(policy, (now - work.enqueued_at).total_seconds())
+            candidate = domain.evaluate(policy, work.view(_preferred_agent(policy, work, now)), view, step=step)
+            if not candidate.eligible:
+                continue
+            row = (Interaction.objects.select_for_update(skip_locked=True)
+                   .filter(id=work.interaction_id, status=idomain.QUEUED).first())
+            if row is None:
+                continue  # someone else is deciding about it right now
+            decision = domain.Decision(agent_id, step[0], (now - work.enqueued_at).total_seconds(), (candidate,))
+            routed = InteractionRouted(agent_id=agent_id, queue=work.queue, score=candidate.score,
+                                       priority=work.priority, side="agent", explanation=decision.explanation())
+            interaction_services.interaction_offer(interaction_id=row.id, agent_id=agent_id, meta=SYSTEM,
+                                                   facts=[routed])
+            timeout = _offer_timeout(work.queue)
+            Work.objects.filter(interaction_id=row.id).update(
+                offer_expires_at=timezone.now() + dt.timedelta(seconds=timeout))
+            _defer_expiry(str(row.id), timeout)
+            load = {**load, work.channel: load.get(work.channel, 0) + 1}
+            offered.append(str(row.id))
+    return offered
+
+
+def offer_expire(*, interaction_id: uuid.UUID, now: dt.datetime | None = None) -> bool:
+    """An offer not answered in time goes back to the queue (OfferDeclined, reason "timeout").
+
+    The agent's run of missed offers grows; at the queue's limit the agent is
+    set on a break ("missed offers"), so routing stops offering to someone
+    who is not there. Idempotent: an offer accepted, declined or already
+    expired is left alone; so is one whose time has not come.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        row = Interaction.objects.select_for_update().filter(id=interaction_id, status=idomain.OFFERED).first()
+        work = Work.objects.filter(interaction_id=interaction_id, status=Work.OFFERED).first() if row else None
+        if work is None or work.offer_expires_at is None or work.offer_expires_at > now:
+            return False
+        agent_id = work.agent_id
+        interaction_services.interaction_decline(interaction_id=interaction_id, agent_id=agent_id, reason="timeout",
+                                                 meta=SYSTEM)
+        limit = Queue.objects.filter(name=work.queue).values_list("max_missed_offers", flat=True).first() or 3
+        agent = Agent.objects.select_for_update().filter(user__username=agent_id).first()
+        if agent is not None:
+            agent.missed_offers += 1
+            agent.save(update_fields=["missed_offers"])
+            missed = agent.missed_offers
+    if agent is not None and missed >= limit:
+        agent_presence_set(agent_id=agent_id, presence="break", reason="missed offers")
+    return True
+
+
+def sweep(*, now: dt.datetime | None = None) -> dict:
+    """The periodic re-evaluation: expired offers, and every waiting interaction routed again.
+
+    Waiting criteria expand with time (routing.domain.step_in_force), so an
+    interaction nobody qualified for a minute ago may find an agent now; and a
+    trigger lost with Redis is made up for here. Returns counts.
+    """
+    now = now or timezone.now()
+    expired = sum(offer_expire(interaction_id=i, now=now) for i in Work.objects.filter(
+        status=Work.OFFERED, offer_expires_at__lte=now).values_list("interaction_id", flat=True))
+    routed = 0
+    for interaction_id in Work.objects.filter(status=Work.WAITING).order_by("-priority", "enqueued_at") \
+            .values_list("interaction_id", flat=True)[:500]:
+        decision = work_route(interaction_id=interaction_id, now=now)
+        routed += bool(decision and decision.agent_id)
+    return {"expired": expired, "routed": routed}

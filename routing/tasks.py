@@ -1,0 +1,36 @@
+"""Routing's Celery tasks, on the `routing` queue: ids in, one service call, idempotent, acknowledged late.
+
+A task that runs twice (a worker killed mid-task, a redelivery) decides
+nothing the second time: the services only act on work still waiting, an
+agent still free, an offer still unanswered past its time.
+"""
+
+import uuid
+
+from celery import shared_task
+
+from routing import services
+
+ROUTING = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": True}
+
+
+@shared_task(**ROUTING)
+def route_interaction(interaction_id: str) -> str | None:
+    decision = services.work_route(interaction_id=uuid.UUID(interaction_id))
+    return decision.agent_id if decision else None
+
+
+@shared_task(**ROUTING)
+def route_agent(agent_id: str) -> list[str]:
+    return services.agent_route(agent_id=agent_id)
+
+
+@shared_task(**ROUTING)
+def expire_offer(interaction_id: str) -> bool:
+    return services.offer_expire(interaction_id=uuid.UUID(interaction_id))
+
+
+@shared_task(**ROUTING)
+def sweep() -> dict:
+    """Every few seconds (beat): expired offers, expanding criteria, triggers lost with Redis."""
+    return services.sweep()

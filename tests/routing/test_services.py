@@ -1,0 +1,154 @@
+"""Routing against the real database: offers, capacity, accept/decline/timeout, races, presence."""
+
+import datetime as dt
+import threading
+import uuid
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from events import store
+from events.store import Metadata
+from interactions import services as interaction_services
+from interactions.models import Interaction
+from routing import services
+from routing.models import Agent, Work
+from tests.routing.factories import make_agent, make_queue, make_waiting
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def status(interaction_id):
+    row = Interaction.objects.get(id=interaction_id)
+    return row.status, row.agent_id
+
+
+def test_a_queued_interaction_is_offered_to_the_best_qualified_agent_with_the_reason_recorded():
+    make_queue("billing", skills={"billing": 3})
+    make_agent("ann", skills={"billing": 3})
+    make_agent("bob", skills={"billing": 5})
+    make_agent("cid", skills={"support": 5})
+    iid = make_waiting("billing")
+    assert Work.objects.get(interaction_id=iid).status == Work.WAITING  # kept in step by the hook
+    decision = services.work_route(interaction_id=uuid.UUID(iid))
+    assert decision.agent_id == "bob" and status(iid) == ("offered", "bob")
+    events = store.read_stream(uuid.UUID(iid))
+    routed, offered = events[-2:]
+    assert (routed.event_type, offered.event_type) == ("routing.InteractionRouted", "interactions.InteractionOffered")
+    assert routed.data["agent_id"] == "bob" and routed.data["side"] == "interaction"
+    why = {c["agent_id"]: c for c in routed.data["explanation"]["candidates"]}
+    assert why["cid"]["reasons"] == ["billing 0 < 3"] and why["bob"]["score"] == 5.0
+    work = Work.objects.get(interaction_id=iid)
+    assert (work.status, work.agent_id) == (Work.OFFERED, "bob") and work.offer_expires_at > timezone.now()
+    assert services.work_route(interaction_id=uuid.UUID(iid)) is None  # run twice: nothing more
+
+
+def test_nobody_qualified_waits_and_an_agent_who_becomes_free_takes_the_most_urgent_work():
+    make_queue("billing", skills={"billing": 3}, vip_boost=10)
+    make_queue("sales", skills={"sales": 1}, priority=5)
+    first, second = make_waiting("billing"), make_waiting("billing")
+    urgent = make_waiting("sales")
+    assert services.work_route(interaction_id=uuid.UUID(first)).agent_id is None
+    assert status(first) == ("queued", None)
+    make_agent("ann", skills={"billing": 4, "sales": 2}, presence="offline", capacity={"chat": 2})
+    services.agent_presence_set(agent_id="ann", presence="available")
+    offered = services.agent_route(agent_id="ann")
+    assert offered == [urgent, first]  # higher priority first, then longest waiting; two free chat slots
+    assert status(second) == ("queued", None)
+    assert services.agent_route(agent_id="ann") == []  # full: idempotent
+
+
+def test_accept_decline_and_timeout():
+    make_queue("billing", skills={"billing": 1}, offer_timeout_seconds=10, max_missed_offers=2)
+    make_agent("ann", skills={"billing": 5})
+    make_agent("bob", skills={"billing": 4})
+    iid = make_waiting("billing")
+    services.work_route(interaction_id=uuid.UUID(iid))
+    interaction_services.interaction_decline(interaction_id=iid, agent_id="ann", reason="rejected", meta=Metadata())
+    assert Work.objects.get(interaction_id=iid).declined_by == ["ann"]
+    assert services.work_route(interaction_id=uuid.UUID(iid)).agent_id == "bob"  # not ann again
+    assert not services.offer_expire(interaction_id=uuid.UUID(iid))  # not yet due
+    later = timezone.now() + dt.timedelta(seconds=11)
+    assert services.offer_expire(interaction_id=uuid.UUID(iid), now=later)
+    assert status(iid) == ("queued", None) and Agent.objects.get(user__username="bob").missed_offers == 1
+    assert not services.offer_expire(interaction_id=uuid.UUID(iid), now=later)  # run twice: nothing more
+    declined = [e.data for e in store.read_stream(uuid.UUID(iid)) if e.event_type == "interactions.OfferDeclined"]
+    assert declined == [{"agent_id": "ann", "reason": "rejected"}, {"agent_id": "bob", "reason": "timeout"}]
+
+
+def test_an_agent_who_misses_too_many_offers_is_set_on_a_break():
+    make_queue("billing", offer_timeout_seconds=5, max_missed_offers=2)
+    make_agent("ann", capacity={"chat": 1})
+    later = timezone.now() + dt.timedelta(seconds=6)
+    for _ in range(2):
+        iid = make_waiting("billing")
+        assert services.work_route(interaction_id=uuid.UUID(iid)).agent_id == "ann"
+        assert services.offer_expire(interaction_id=uuid.UUID(iid), now=later)
+        Work.objects.filter(interaction_id=iid).update(declined_by=["ann"])  # leave ann free for the next one
+    ann = Agent.objects.get(user__username="ann")
+    assert (ann.presence, ann.presence_reason) == ("break", "missed offers")
+
+
+def test_an_agent_going_offline_with_an_offer_has_it_rerouted_at_once():
+    make_queue("billing")
+    make_agent("ann", skills={"x": 5})
+    iid = make_waiting("billing")
+    assert services.work_route(interaction_id=uuid.UUID(iid)).agent_id == "ann"
+    services.agent_presence_set(agent_id="ann", presence="offline", reason="end of shift")
+    assert status(iid) == ("queued", None)
+    make_agent("bob")
+    assert services.work_route(interaction_id=uuid.UUID(iid)).agent_id == "bob"
+    presence = [e.data for e in store.read_all() if e.event_type == "routing.AgentPresenceChanged"]
+    assert presence == [{"agent_id": "ann", "presence": "offline", "reason": "end of shift"}]
+
+
+def test_abandoned_and_finished_work_frees_the_slot():
+    make_queue("billing")
+    make_agent("ann", capacity={"chat": 1})
+    first, second = make_waiting("billing"), make_waiting("billing")
+    services.work_route(interaction_id=uuid.UUID(first))
+    assert services.work_route(interaction_id=uuid.UUID(second)).agent_id is None  # ann is full
+    interaction_services.interaction_abandon(interaction_id=second, meta=Metadata())
+    assert not Work.objects.filter(interaction_id=second).exists()
+    interaction_services.interaction_accept(interaction_id=first, agent_id="ann", meta=Metadata())
+    assert Work.objects.get(interaction_id=first).status == Work.ASSIGNED
+    third = make_waiting("billing")
+    assert services.work_route(interaction_id=uuid.UUID(third)).agent_id is None
+    interaction_services.interaction_end(interaction_id=first, reason="resolved", meta=Metadata())
+    interaction_services.interaction_wrap_up(interaction_id=first, disposition="done", meta=Metadata())
+    assert not Work.objects.filter(interaction_id=first).exists()
+    assert services.work_route(interaction_id=uuid.UUID(third)).agent_id == "ann"
+
+
+def test_racing_workers_never_exceed_capacity_nor_offer_one_interaction_twice():
+    make_queue("billing")
+    for name in ("ann", "bob", "cid"):
+        make_agent(name, capacity={"chat": 2})
+    waiting = [make_waiting("billing") for _ in range(12)]
+    errors = []
+
+    def worker(ids):
+        try:
+            for iid in ids:
+                services.work_route(interaction_id=uuid.UUID(iid))
+            for name in ("ann", "bob", "cid"):
+                services.agent_route(agent_id=name)
+        except Exception as exc:  # noqa: BLE001 (reported below)
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(waiting[k::2] + waiting,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    offered = [e for e in store.read_all(limit=100_000) if e.event_type == "interactions.InteractionOffered"]
+    assert len(offered) == 6 == len({e.stream_id for e in offered})  # 3 agents x 2 slots, each interaction once
+    per_agent = {}
+    for e in offered:
+        per_agent[e.data["agent_id"]] = per_agent.get(e.data["agent_id"], 0) + 1
+    assert per_agent == {"ann": 2, "bob": 2, "cid": 2}
+    assert Work.objects.filter(status=Work.WAITING).count() == 6
