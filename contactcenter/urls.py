@@ -13,4 +13,5 @@ urlpatterns = [
     path("api/v1/", include("customers.api.urls")),
     path("api/v1/", include("events.api.urls")),
     path("api/v1/", include("interactions.api.urls")),
+    path("api/v1/", include("routing.api.urls")),
 ]

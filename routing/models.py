@@ -132,7 +132,8 @@ class Queue(models.Model):
             # Skills are validated with the policy once saved (they are an inline).
             domain.validate_policy(self.policy(skills=[]))
         except domain.InvalidPolicy as exc:
-            raise ValidationError({exc.field if exc.field in ("expansion", "tie_break") else "expansion": str(exc)})
+            field_name = exc.field if exc.field in ("expansion", "tie_break") else "expansion"
+            raise ValidationError({field_name: str(exc)}) from None
 
 
 class QueueSkill(models.Model):

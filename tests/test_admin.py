@@ -33,7 +33,8 @@ def register(name="Ada"):
 @pytest.mark.parametrize(
     "model", ["events/event", "events/outboxentry", "events/deadletter", "events/projectionstate",
               "events/relaystate", "customers/customerprofile", "customers/customer", "customers/timelineentry",
-              "interactions/interaction", "interactions/case"],
+              "interactions/interaction", "interactions/case", "routing/agent", "routing/queue", "routing/skill",
+              "routing/team", "routing/work"],
 )
 def test_every_changelist_renders(admin_client_, model):
     register()
@@ -90,3 +91,17 @@ def test_a_timeline_entry_shows_its_personal_fields_decrypted_until_erasure(admi
     services.customer_erase(customer_id=cid, reason="test", meta=Metadata())
     page = admin_client_.get(f"/admin/customers/timelineentry/{entry.pk}/change/").content.decode()
     assert "ada@example.com" not in page and "[erased]" in page
+
+
+def test_a_queue_policy_that_cannot_be_used_is_refused_in_the_admin(admin_client_):
+    from routing.models import Queue
+
+    response = admin_client_.post("/admin/routing/queue/add/", {
+        "name": "billing", "channels": '["chat"]', "language": "", "priority": 0, "service_level_percent": 80,
+        "service_level_seconds": 20, "business_hours": "{}", "offer_timeout_seconds": 20, "max_missed_offers": 3,
+        "expansion": '[{"after_seconds": 30}, {"after_seconds": 10}]', "vip_boost": 0, "repeat_boost": 0,
+        "preferred_agent_hours": 0, "tie_break": "longest_idle",
+        "skills-TOTAL_FORMS": 0, "skills-INITIAL_FORMS": 0, "skills-MIN_NUM_FORMS": 0, "skills-MAX_NUM_FORMS": 1000,
+    })
+    assert response.status_code == 200 and "after_seconds must grow" in response.content.decode()
+    assert not Queue.objects.exists()

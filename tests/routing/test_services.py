@@ -152,3 +152,16 @@ def test_racing_workers_never_exceed_capacity_nor_offer_one_interaction_twice():
         per_agent[e.data["agent_id"]] = per_agent.get(e.data["agent_id"], 0) + 1
     assert per_agent == {"ann": 2, "bob": 2, "cid": 2}
     assert Work.objects.filter(status=Work.WAITING).count() == 6
+
+
+def test_the_demo_data_routes_a_chat_and_a_call_to_the_right_agent(capsys):
+    from django.core.management import call_command
+
+    call_command("seed_demo")
+    call_command("seed_demo")  # safe to run again
+    assert "demo agents: ann" in capsys.readouterr().out
+    for name in ("ann", "bob"):
+        services.agent_presence_set(agent_id=name, presence="available")
+    chat, call = make_waiting("billing"), make_waiting("support", channel="voice")
+    assert services.work_route(interaction_id=uuid.UUID(chat)).agent_id == "ann"
+    assert services.work_route(interaction_id=uuid.UUID(call)).agent_id == "bob"

@@ -14,8 +14,14 @@ DEMO_CUSTOMERS = [
 ]
 
 
+# Two agents with different skills, and a queue for each skill (routing).
+DEMO_AGENTS = [("ann", {"billing": 4}, ["en"]), ("bob", {"support": 4}, ["en", "de"])]
+DEMO_QUEUES = [("billing", ["chat", "email", "sms"], "billing"), ("support", ["voice", "chat", "social"], "support")]
+
+
 class Command(BaseCommand):
-    help = "Create the demo admin (admin/admin) and a few demo customers. Safe to run again."
+    help = ("Create the demo admin (admin/admin), a few demo customers, and two agents (ann, bob; password = "
+            "user name) with a queue each (billing, support). Safe to run again.")
 
     def handle(self, *args, **options):
         User = get_user_model()
@@ -32,4 +38,26 @@ class Command(BaseCommand):
             for data in DEMO_CUSTOMERS:
                 services.customer_register(meta=meta, **data)
             self.stdout.write(f"created {len(DEMO_CUSTOMERS)} demo customers")
+        self._routing(User)
         self.stdout.write(f"demo admin: admin / admin; API token: {token.key}")
+
+    def _routing(self, User) -> None:
+        from routing.models import Agent, AgentSkill, Queue, QueueSkill, Skill
+
+        with transaction.atomic():
+            for name, skills, languages in DEMO_AGENTS:
+                user, created = User.objects.get_or_create(username=name)
+                if created:
+                    user.set_password(name)
+                    user.save()
+                agent, _ = Agent.objects.get_or_create(user=user, defaults={"languages": languages})
+                for skill, level in skills.items():
+                    AgentSkill.objects.get_or_create(agent=agent, skill=Skill.objects.get_or_create(name=skill)[0],
+                                                     defaults={"proficiency": level})
+            for name, channels, skill in DEMO_QUEUES:
+                queue, _ = Queue.objects.get_or_create(name=name, defaults={"channels": channels})
+                QueueSkill.objects.get_or_create(queue=queue, skill=Skill.objects.get(name=skill),
+                                                 defaults={"min_proficiency": 2})
+        tokens = {name: Token.objects.get_or_create(user=User.objects.get(username=name))[0].key
+                  for name, _, _ in DEMO_AGENTS}
+        self.stdout.write("demo agents: " + ", ".join(f"{n} (token {t})" for n, t in tokens.items()))

@@ -1,0 +1,62 @@
+from rest_framework import serializers
+
+from routing import domain
+from routing.models import Agent, Queue
+
+
+class AgentOutput(serializers.ModelSerializer):
+    agent_id = serializers.CharField(source="user.username")
+    team = serializers.CharField(source="team.name", allow_null=True, default=None)
+    skills = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Agent
+        fields = ["agent_id", "team", "skills", "languages", "capacity", "voice_with_others", "presence",
+                  "presence_reason", "presence_since", "idle_since", "missed_offers", "version"]
+
+    def get_skills(self, agent) -> dict[str, int]:
+        return {s.skill_id: s.proficiency for s in agent.skills.all()}
+
+
+class PresenceInput(serializers.Serializer):
+    presence = serializers.ChoiceField(choices=domain.PRESENCES)
+    reason = serializers.CharField(max_length=100, required=False, default="", allow_blank=True,
+                                   help_text='a reason code, e.g. "lunch", "training"')
+
+
+class QueueOutput(serializers.ModelSerializer):
+    skills = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Queue
+        fields = ["name", "channels", "language", "priority", "service_level_percent", "service_level_seconds",
+                  "overflow_queue", "overflow_after_seconds", "offer_timeout_seconds", "max_missed_offers", "expansion",
+                  "vip_boost", "repeat_boost", "preferred_agent_hours", "tie_break", "skills"]
+
+    def get_skills(self, queue) -> list[dict]:
+        return [{"skill": s.skill_id, "min_proficiency": s.min_proficiency, "secondary": s.secondary}
+                for s in queue.skills.all()]
+
+
+class QueueStatsOutput(serializers.Serializer):
+    queue = serializers.CharField()
+    waiting = serializers.IntegerField()
+    offered = serializers.IntegerField()
+    in_hand = serializers.IntegerField(help_text="accepted, on hold or in wrap-up")
+    longest_wait_seconds = serializers.FloatField()
+    agents = serializers.DictField(child=serializers.IntegerField(),
+                                   help_text="qualified agents by presence (available, busy, break, ...)")
+    since = serializers.DateTimeField(help_text="today's figures count from here (midnight UTC)")
+    answered = serializers.IntegerField()
+    answered_within_target = serializers.IntegerField(help_text="within the queue's service_level_seconds")
+    service_level = serializers.FloatField(allow_null=True, help_text="answered within target / answered")
+    average_speed_of_answer_seconds = serializers.FloatField(allow_null=True)
+    abandoned = serializers.IntegerField()
+
+
+class RoutingStepOutput(serializers.Serializer):
+    position = serializers.IntegerField()
+    occurred_at = serializers.DateTimeField()
+    event_type = serializers.CharField()
+    data = serializers.DictField(help_text="routing.InteractionRouted carries `explanation`: the step in force, "
+                                           "the wait, and each candidate with score and reasons")
