@@ -189,6 +189,8 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "celery"
+# After a call, the agent is in after-call work until they wrap up, or at most this long.
+ROUTING_AFTER_CALL_SECONDS = env_int("ROUTING_AFTER_CALL_SECONDS", 60)
 # Routing work has its own queue, so a backlog of other jobs never delays an offer.
 CELERY_TASK_ROUTES = {"routing.tasks.*": {"queue": "routing"}}
 CELERY_BROKER_TRANSPORT_OPTIONS = {

@@ -120,6 +120,14 @@ def decide_queue(state: InteractionState, *, queue: str) -> list:
     return [ev.InteractionQueued(queue=queue)]
 
 
+def decide_requeue(state: InteractionState, *, queue: str) -> list:
+    """Move a waiting interaction to another queue (routing's overflow)."""
+    _require(state, (QUEUED,), "move to another queue")
+    if queue == state.queue:
+        raise InvalidValue("queue", f"the interaction is already in {queue!r}")
+    return [ev.InteractionQueued(queue=queue)]
+
+
 def decide_offer(state: InteractionState, *, agent_id: str) -> list:
     _require(state, (QUEUED,), "offer")
     return [ev.InteractionOffered(agent_id=agent_id)]

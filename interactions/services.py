@@ -107,6 +107,11 @@ def interaction_queue(*, interaction_id, queue: str, meta) -> InteractionResult:
     return _command(interaction_id, domain.decide_queue, meta=meta, queue=queue)
 
 
+def interaction_requeue(*, interaction_id, queue: str, meta, facts: tuple = ()) -> InteractionResult:
+    """Move a waiting interaction to another queue (overflow). Emits interactions.InteractionQueued."""
+    return _command(interaction_id, domain.decide_requeue, meta=meta, queue=queue, facts=tuple(facts))
+
+
 def interaction_offer(*, interaction_id, agent_id: str, meta, facts: tuple = ()) -> InteractionResult:
     """Offer a queued interaction to one agent (a call rings). Emits interactions.InteractionOffered.
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 PRESENCES = ("offline", "available", "busy", "after_call_work", "break")
 AVAILABLE = "available"
+AFTER_CALL_WORK = "after_call_work"
 TIE_BREAKS = ("longest_idle", "lowest_occupancy")
 DEFAULT_CAPACITY = {"voice": 1, "chat": 3, "email": 2, "social": 2, "sms": 3}
 PREFERRED_AGENT_BONUS = 5.0
@@ -224,6 +225,39 @@ def decide_route(policy: QueuePolicy, work: WaitingView, agents: list[AgentView]
         top = [c for c in eligible if c.score == best]
         chosen = min(top, key=lambda c: _tie_key(policy, by_id[c.agent_id])).agent_id
     return Decision(chosen, step[0], waited, tuple(candidates))
+
+
+def is_open(hours: dict, now: dt.datetime) -> bool:
+    """Within business hours? `hours`: {"tz": "Europe/Berlin", "from": "08:00", "to": "18:00", "days": [1, ..., 7]}
+    (ISO weekdays, default Monday to Sunday); {} is always open. A "to" before "from" spans midnight."""
+    if not hours:
+        return True
+    from zoneinfo import ZoneInfo
+
+    local = now.astimezone(ZoneInfo(hours.get("tz", "UTC")))
+    if local.isoweekday() not in hours.get("days", range(1, 8)):
+        return False
+    start, end = dt.time.fromisoformat(hours["from"]), dt.time.fromisoformat(hours["to"])
+    t = local.time()
+    return start <= t < end if start <= end else (t >= start or t < end)
+
+
+def validate_hours(hours: dict) -> None:
+    if not hours:
+        return
+    if not isinstance(hours, dict) or not {"from", "to"} <= set(hours):
+        raise InvalidPolicy("business_hours", 'give {"tz": ..., "from": "HH:MM", "to": "HH:MM"} or {} for always')
+    try:
+        from zoneinfo import ZoneInfo
+
+        ZoneInfo(hours.get("tz", "UTC"))
+        dt.time.fromisoformat(hours["from"])
+        dt.time.fromisoformat(hours["to"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidPolicy("business_hours", f"business hours: {exc}") from None
+    days = hours.get("days", [1])
+    if not isinstance(days, list) or not all(isinstance(d, int) and 1 <= d <= 7 for d in days):
+        raise InvalidPolicy("business_hours", "days are ISO weekdays, 1 (Monday) to 7 (Sunday)")
 
 
 def order_waiting(policy_of: dict[str, QueuePolicy], waiting: list[WaitingView]) -> list[WaitingView]:

@@ -34,10 +34,16 @@ class InteractionRouted:
     explanation: dict = field(default_factory=dict)
 
 
-@event("routing.OfferExpired", version=1, emitted_by="routing.services.offer_expire")
+@event("routing.InteractionOverflowed", version=1, emitted_by="routing.services.work_overflow")
 @dataclass(frozen=True)
-class OfferExpired:
-    """The agent let the offer time out; the interaction waits again (an OfferDeclined follows)."""
+class InteractionOverflowed:
+    """Moved to the queue's overflow queue: it waited too long, or the queue is closed (business hours).
 
-    agent_id: str
-    timeout_seconds: int
+    The interactions.InteractionQueued for the new queue follows in the same
+    transaction; the customer's wait keeps counting from when they first queued.
+    """
+
+    from_queue: str
+    to_queue: str
+    waited_seconds: float
+    reason: str  # "waited" or "closed"

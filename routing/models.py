@@ -128,6 +128,12 @@ class Queue(models.Model):
             raise ValidationError({"channels": f"a list of channels: {', '.join(CHANNELS)}"})
         if self.overflow_queue_id and self.overflow_queue_id == self.name:
             raise ValidationError({"overflow_queue": "a queue cannot overflow into itself"})
+        if self.overflow_after_seconds is not None and not self.overflow_queue_id:
+            raise ValidationError({"overflow_after_seconds": "set an overflow queue too"})
+        try:
+            domain.validate_hours(self.business_hours)
+        except domain.InvalidPolicy as exc:
+            raise ValidationError({"business_hours": str(exc)}) from None
         try:
             # Skills are validated with the policy once saved (they are an inline).
             domain.validate_policy(self.policy(skills=[]))

@@ -20,6 +20,7 @@ import logging
 import uuid
 from collections import defaultdict
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
@@ -32,7 +33,7 @@ from interactions import events as iev
 from interactions import services as interaction_services
 from interactions.models import Interaction
 from routing import domain
-from routing.events import AgentPresenceChanged, InteractionRouted
+from routing.events import AgentPresenceChanged, InteractionOverflowed, InteractionRouted
 from routing.models import Agent, Queue, Work
 
 log = logging.getLogger(__name__)
@@ -78,23 +79,30 @@ def agent_presence_set(*, agent_id: str, presence: str, reason: str = "", meta: 
             for interaction_id in held:  # interaction rows first (the lock order), then the agent
                 _decline(interaction_id, agent_id, reason="presence", meta=meta)
         agent = Agent.objects.select_for_update().select_related("user").get(user__username=agent_id)
-        if agent.presence == presence and agent.presence_reason == reason:
-            return agent
-        store.append(stream_type="agent", stream_id=agent.stream_id, customer_id=None,
-                     events=[AgentPresenceChanged(agent_id=agent_id, presence=presence, reason=reason)],
-                     expected_version=agent.version, meta=meta)
-        now = timezone.now()
-        agent.version += 1
-        agent.presence, agent.presence_reason, agent.presence_since = presence, reason, now
-        if presence == domain.AVAILABLE:
-            agent.missed_offers = 0
-            if not _loads([agent_id]).get(agent_id):
-                agent.idle_since = now
-        agent.save(update_fields=["version", "presence", "presence_reason", "presence_since", "missed_offers",
-                                  "idle_since"])
-        if presence == domain.AVAILABLE:
-            _defer("route_agent", agent_id)
+        _presence_write(agent, presence, reason, meta)
     return agent
+
+
+def _presence_write(agent: Agent, presence: str, reason: str, meta: Metadata) -> bool:
+    """Record a presence change on the locked agent row; False when nothing changes."""
+    if agent.presence == presence and agent.presence_reason == reason:
+        return False
+    agent_id = agent.user.get_username()
+    store.append(stream_type="agent", stream_id=agent.stream_id, customer_id=None,
+                 events=[AgentPresenceChanged(agent_id=agent_id, presence=presence, reason=reason)],
+                 expected_version=agent.version, meta=meta)
+    now = timezone.now()
+    agent.version += 1
+    agent.presence, agent.presence_reason, agent.presence_since = presence, reason, now
+    if presence == domain.AVAILABLE:
+        agent.missed_offers = 0
+        if not _loads([agent_id]).get(agent_id):
+            agent.idle_since = now
+    agent.save(update_fields=["version", "presence", "presence_reason", "presence_since", "missed_offers",
+                              "idle_since"])
+    if presence == domain.AVAILABLE:
+        _defer("route_agent", agent_id)
+    return True
 
 
 def _decline(interaction_id: uuid.UUID, agent_id: str, *, reason: str, meta: Metadata) -> bool:
@@ -114,7 +122,9 @@ def work_sync(row: Interaction, new_events: list) -> None:
 
     Queued: waiting (created with its priority, or back after a decline,
     remembering who declined). Offered: reserved for that agent. Active,
-    held, wrap-up: in that agent's hands. Anything else: no longer routing's.
+    held: in that agent's hands. Anything else (ended, in wrap-up, resolved,
+    abandoned) no longer takes a slot: after a call, after-call work keeps
+    the agent from the next one (presence), not the slot.
     Queues routing work for after the commit.
     """
     if not any(isinstance(e, LIFECYCLE) for e in new_events):
@@ -128,15 +138,18 @@ def work_sync(row: Interaction, new_events: list) -> None:
         else:
             declined = [e.agent_id for e in new_events if isinstance(e, iev.OfferDeclined)]
             work.declined_by = list(dict.fromkeys([*work.declined_by, *declined]))
-            if work.queue != queue:  # transferred to another queue: a new wait there
-                work.queue, work.enqueued_at, work.declined_by = queue, timezone.now(), []
+            if work.queue != queue:
+                # Another queue: a transfer starts a new wait there; an overflow keeps the customer's wait.
+                if not any(isinstance(e, InteractionOverflowed) for e in new_events):
+                    work.enqueued_at = timezone.now()
+                work.queue, work.declined_by = queue, []
                 work.priority = _priority(_policy(queue), work)
             work.status, work.agent_id, work.offer_expires_at = Work.WAITING, None, None
             work.save()
         _defer("route_interaction", str(row.id))
         if previous_agent:
             _defer("route_agent", previous_agent)
-    elif row.status in (idomain.OFFERED, idomain.ACTIVE, idomain.HELD, idomain.WRAP_UP):
+    elif row.status in (idomain.OFFERED, idomain.ACTIVE, idomain.HELD):
         if work is None:
             work = _new_work(row, row.queue or DEFAULT_QUEUE)
         work.status = Work.OFFERED if row.status == idomain.OFFERED else Work.ASSIGNED
@@ -150,6 +163,25 @@ def work_sync(row: Interaction, new_events: list) -> None:
             work.delete()
         if previous_agent:
             _defer("route_agent", previous_agent)
+    _after_call(row, new_events)
+
+
+def _after_call(row: Interaction, new_events: list) -> None:
+    """A call that ends puts its agent in after-call work; wrapping it up (or the timeout) makes them available.
+
+    Runs under the interaction's lock and takes the agent's (the lock order).
+    """
+    ended = row.channel == "voice" and any(isinstance(e, iev.InteractionEnded) for e in new_events)
+    wrapped = any(isinstance(e, iev.InteractionWrappedUp) for e in new_events)
+    if not (ended or wrapped) or not row.agent_id:
+        return
+    agent = Agent.objects.select_for_update().select_related("user").filter(user__username=row.agent_id).first()
+    if agent is None:
+        return
+    if ended and agent.presence == domain.AVAILABLE:
+        _presence_write(agent, domain.AFTER_CALL_WORK, "after call", SYSTEM)
+    elif wrapped and agent.presence == domain.AFTER_CALL_WORK:
+        _presence_write(agent, domain.AVAILABLE, "", SYSTEM)
 
 
 def _new_work(row: Interaction, queue: str) -> Work:
@@ -361,9 +393,66 @@ def sweep(*, now: dt.datetime | None = None) -> dict:
     now = now or timezone.now()
     expired = sum(offer_expire(interaction_id=i, now=now) for i in Work.objects.filter(
         status=Work.OFFERED, offer_expires_at__lte=now).values_list("interaction_id", flat=True))
+    overflowed = _overflow_all(now)
+    back = _after_call_timeouts(now)
     routed = 0
     for interaction_id in Work.objects.filter(status=Work.WAITING).order_by("-priority", "enqueued_at") \
             .values_list("interaction_id", flat=True)[:500]:
         decision = work_route(interaction_id=interaction_id, now=now)
         routed += bool(decision and decision.agent_id)
-    return {"expired": expired, "routed": routed}
+    return {"expired": expired, "overflowed": overflowed, "after_call_ended": back, "routed": routed}
+
+
+def _after_call_timeouts(now: dt.datetime) -> int:
+    limit = now - dt.timedelta(seconds=settings.ROUTING_AFTER_CALL_SECONDS)
+    done = 0
+    for agent_id in Agent.objects.filter(presence=domain.AFTER_CALL_WORK, presence_since__lte=limit) \
+            .values_list("user__username", flat=True):
+        with transaction.atomic():
+            agent = Agent.objects.select_for_update().select_related("user").get(user__username=agent_id)
+            if agent.presence == domain.AFTER_CALL_WORK and agent.presence_since <= limit:
+                done += _presence_write(agent, domain.AVAILABLE, "after-call work timed out", SYSTEM)
+    return done
+
+
+def _overflow_all(now: dt.datetime) -> int:
+    moved = 0
+    queues = {q.name: q for q in Queue.objects.exclude(overflow_queue=None)}
+    for queue in queues.values():
+        closed = not domain.is_open(queue.business_hours, now)
+        if closed:
+            due = Work.objects.filter(queue=queue.name, status=Work.WAITING)
+        elif queue.overflow_after_seconds is not None:
+            due = Work.objects.filter(queue=queue.name, status=Work.WAITING,
+                                      enqueued_at__lte=now - dt.timedelta(seconds=queue.overflow_after_seconds))
+        else:
+            continue
+        for interaction_id in due.values_list("interaction_id", flat=True):
+            moved += work_overflow(interaction_id=interaction_id, now=now)
+    return moved
+
+
+def work_overflow(*, interaction_id: uuid.UUID, now: dt.datetime | None = None) -> bool:
+    """Move a waiting interaction to its queue's overflow queue when it waited too long or the queue is closed.
+
+    Emits routing.InteractionOverflowed and interactions.InteractionQueued
+    (the new queue) together; the customer's wait keeps counting. Idempotent:
+    once moved, it is no longer in the first queue. False when nothing is due.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        row = (Interaction.objects.select_for_update(skip_locked=True)
+               .filter(id=interaction_id, status=idomain.QUEUED).first())
+        work = Work.objects.filter(interaction_id=interaction_id, status=Work.WAITING).first() if row else None
+        queue = Queue.objects.filter(name=work.queue).first() if work else None
+        if queue is None or not queue.overflow_queue_id:
+            return False
+        waited = (now - work.enqueued_at).total_seconds()
+        closed = not domain.is_open(queue.business_hours, now)
+        if not closed and (queue.overflow_after_seconds is None or waited < queue.overflow_after_seconds):
+            return False
+        fact = InteractionOverflowed(from_queue=queue.name, to_queue=queue.overflow_queue_id,
+                                     waited_seconds=round(waited, 3), reason="closed" if closed else "waited")
+        interaction_services.interaction_requeue(interaction_id=row.id, queue=queue.overflow_queue_id, meta=SYSTEM,
+                                                 facts=[fact])
+    return True

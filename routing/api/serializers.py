@@ -42,7 +42,7 @@ class QueueStatsOutput(serializers.Serializer):
     queue = serializers.CharField()
     waiting = serializers.IntegerField()
     offered = serializers.IntegerField()
-    in_hand = serializers.IntegerField(help_text="accepted, on hold or in wrap-up")
+    in_hand = serializers.IntegerField(help_text="accepted or on hold")
     longest_wait_seconds = serializers.FloatField()
     agents = serializers.DictField(child=serializers.IntegerField(),
                                    help_text="qualified agents by presence (available, busy, break, ...)")

@@ -165,3 +165,58 @@ def test_the_demo_data_routes_a_chat_and_a_call_to_the_right_agent(capsys):
     chat, call = make_waiting("billing"), make_waiting("support", channel="voice")
     assert services.work_route(interaction_id=uuid.UUID(chat)).agent_id == "ann"
     assert services.work_route(interaction_id=uuid.UUID(call)).agent_id == "bob"
+
+
+def test_overflow_after_waiting_keeps_the_customer_s_wait():
+    make_queue("tier2")
+    make_queue("billing", skills={"billing": 5}, overflow_queue_id="tier2", overflow_after_seconds=30)
+    make_agent("ann", skills={"general": 3})
+    iid = make_waiting("billing")
+    enqueued = Work.objects.get(interaction_id=iid).enqueued_at
+    assert services.sweep()["overflowed"] == 0 and status(iid) == ("queued", None)  # nobody qualifies; not yet due
+    later = timezone.now() + dt.timedelta(seconds=31)
+    result = services.sweep(now=later)
+    assert result["overflowed"] == 1 and result["routed"] == 1
+    assert status(iid) == ("offered", "ann")
+    work = Work.objects.get(interaction_id=iid)
+    assert work.queue == "tier2" and work.enqueued_at == enqueued
+    kinds = [e.event_type for e in store.read_stream(uuid.UUID(iid))]
+    assert kinds[-4:] == ["routing.InteractionOverflowed", "interactions.InteractionQueued",
+                          "routing.InteractionRouted", "interactions.InteractionOffered"]
+    overflow = [e.data for e in store.read_stream(uuid.UUID(iid)) if e.event_type == "routing.InteractionOverflowed"]
+    assert overflow[0]["reason"] == "waited" and overflow[0]["to_queue"] == "tier2"
+
+
+def test_a_closed_queue_overflows_at_once():
+    from routing.domain import is_open
+
+    make_queue("night")
+    now = timezone.now()
+    closed_hours = {"tz": "UTC", "from": (now + dt.timedelta(hours=1)).strftime("%H:%M"),
+                    "to": (now + dt.timedelta(hours=2)).strftime("%H:%M")}
+    assert not is_open(closed_hours, now)
+    make_queue("billing", business_hours=closed_hours, overflow_queue_id="night")
+    iid = make_waiting("billing")
+    assert services.work_overflow(interaction_id=uuid.UUID(iid))
+    assert Work.objects.get(interaction_id=iid).queue == "night"
+    assert not services.work_overflow(interaction_id=uuid.UUID(iid))  # moved once
+
+
+def test_a_call_that_ends_puts_the_agent_in_after_call_work_until_wrap_up_or_timeout(settings):
+    make_queue("support")
+    make_agent("bob")
+    calls = [make_waiting("support", channel="voice") for _ in range(2)]
+    for iid in calls:
+        assert services.work_route(interaction_id=uuid.UUID(iid)).agent_id == "bob"
+        interaction_services.interaction_accept(interaction_id=iid, agent_id="bob", meta=Metadata())
+        interaction_services.interaction_end(interaction_id=iid, reason="resolved", meta=Metadata())
+        bob = Agent.objects.get(user__username="bob")
+        assert (bob.presence, bob.presence_reason) == ("after_call_work", "after call")
+        if iid == calls[0]:
+            interaction_services.interaction_wrap_up(interaction_id=iid, disposition="ok", meta=Metadata())
+            assert Agent.objects.get(user__username="bob").presence == "available"
+    settings.ROUTING_AFTER_CALL_SECONDS = 60
+    assert services.sweep()["after_call_ended"] == 0
+    assert services.sweep(now=timezone.now() + dt.timedelta(seconds=61))["after_call_ended"] == 1
+    bob = Agent.objects.get(user__username="bob")
+    assert (bob.presence, bob.presence_reason) == ("available", "after-call work timed out")
