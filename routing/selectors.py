@@ -48,8 +48,12 @@ class QueueStats:
     abandoned: int = 0
 
 
-def queue_stats(name: str, *, now: dt.datetime | None = None) -> QueueStats:
-    """One queue now (from the routing rows) and today (from the event store); both exact."""
+def queue_stats(name: str, *, now: dt.datetime | None = None, today: bool = True) -> QueueStats:
+    """One queue now (from the routing rows) and today (from the event store); both exact.
+
+    `today=False` skips the day's figures (the wallboard pushes only the
+    live part on every change; the day's figures are one REST read away).
+    """
     queue = Queue.objects.prefetch_related("skills").get(name=name)  # DoesNotExist -> 404
     now = now or timezone.now()
     counts = Work.objects.filter(queue=name).aggregate(
@@ -65,7 +69,7 @@ def queue_stats(name: str, *, now: dt.datetime | None = None) -> QueueStats:
     presence = dict(agents.values_list("presence").annotate(n=Count("id")).values_list("presence", "n"))
     oldest = counts["oldest"]
     since = now.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    answered, within, asa, abandoned = _today(name, since, queue.service_level_seconds)
+    answered, within, asa, abandoned = _today(name, since, queue.service_level_seconds) if today else (0, 0, None, 0)
     return QueueStats(queue=name, waiting=counts["waiting"], offered=counts["offered"], in_hand=counts["in_hand"],
                     longest_wait_seconds=round((now - oldest).total_seconds(), 3) if oldest else 0.0,
                     agents=presence, since=since, answered=answered, answered_within_target=within,

@@ -32,7 +32,7 @@ from interactions import domain as idomain
 from interactions import events as iev
 from interactions import services as interaction_services
 from interactions.models import Interaction
-from routing import domain
+from routing import domain, realtime
 from routing.events import AgentPresenceChanged, InteractionOverflowed, InteractionRouted
 from routing.models import Agent, Queue, Work
 
@@ -102,6 +102,10 @@ def _presence_write(agent: Agent, presence: str, reason: str, meta: Metadata) ->
                               "idle_since"])
     if presence == domain.AVAILABLE:
         _defer("route_agent", agent_id)
+    change = {"agent_id": agent_id, "presence": presence, "reason": reason, "since": now.isoformat()}
+    pk = agent.pk
+    realtime.push_after_commit(lambda: [(realtime.agent_group(pk), {"type": "routing.presence", **change}),
+                                        (realtime.WALLBOARD, {"type": "routing.agent", **change})])
     return True
 
 
@@ -163,7 +167,56 @@ def work_sync(row: Interaction, new_events: list) -> None:
             work.delete()
         if previous_agent:
             _defer("route_agent", previous_agent)
+    _push_work(row, previous_agent)
     _after_call(row, new_events)
+
+
+def _push_work(row: Interaction, previous_agent: str | None) -> None:
+    """Tell the wallboard the queue changed, and the agents concerned what happened to their work."""
+    queue, iid, status, agent = row.queue or DEFAULT_QUEUE, str(row.id), row.status, row.agent_id
+
+    def messages():
+        out = [(realtime.WALLBOARD, {"type": "routing.queue", **_live(queue)})]
+        pks = dict(Agent.objects.filter(user__username__in=[a for a in (agent, previous_agent) if a])
+                   .values_list("user__username", "pk"))
+        if previous_agent and previous_agent != agent and previous_agent in pks:
+            out.append((realtime.agent_group(pks[previous_agent]),
+                        {"type": "routing.withdrawn", "interaction_id": iid, "status": status}))
+        if agent in pks and status in (idomain.ACTIVE, idomain.HELD):
+            out.append((realtime.agent_group(pks[agent]),
+                        {"type": "routing.assigned", "interaction_id": iid, "status": status}))
+        return out
+
+    realtime.push_after_commit(messages)
+
+
+def _live(queue: str) -> dict:
+    from routing.selectors import queue_stats
+
+    if not Queue.objects.filter(name=queue).exists():
+        return {"queue": queue}
+    stats = queue_stats(queue, today=False)
+    return {"queue": queue, "waiting": stats.waiting, "offered": stats.offered, "in_hand": stats.in_hand,
+            "longest_wait_seconds": stats.longest_wait_seconds, "agents": stats.agents}
+
+
+def _push_offer(agent: Agent, row: Interaction, work: Work, expires_at: dt.datetime) -> None:
+    """The offer, with the customer's context, on the agent's socket (after the commit)."""
+    pk, iid, customer_id = agent.pk, str(row.id), row.customer_id
+    offer = {"interaction_id": iid, "channel": work.channel, "queue": work.queue, "priority": work.priority,
+             "expires_at": expires_at.isoformat()}
+
+    def messages():
+        from customers.api.serializers import CustomerContextOutput
+        from customers.selectors import customer_context
+
+        try:
+            context = CustomerContextOutput(customer_context(customer_id)).data
+        except CustomerProfile.DoesNotExist:  # the directory has not caught up yet: the desk reads it over REST
+            context = None
+        return [(realtime.agent_group(pk), {"type": "routing.offer", **offer, "context": context})]
+
+    realtime.push_after_commit(messages)
 
 
 def _after_call(row: Interaction, new_events: list) -> None:
@@ -287,8 +340,10 @@ def _reserve(row: Interaction, work: Work, policy: domain.QueuePolicy, decision:
     interaction_services.interaction_offer(interaction_id=row.id, agent_id=decision.agent_id, meta=SYSTEM,
                                            facts=[routed])
     timeout = _offer_timeout(work.queue)
-    Work.objects.filter(interaction_id=row.id).update(offer_expires_at=timezone.now() + dt.timedelta(seconds=timeout))
+    expires_at = timezone.now() + dt.timedelta(seconds=timeout)
+    Work.objects.filter(interaction_id=row.id).update(offer_expires_at=expires_at)
     _defer_expiry(str(row.id), timeout)
+    _push_offer(agent, row, work, expires_at)
     return True
 
 
@@ -347,9 +402,10 @@ def agent_route(*, agent_id: str, now: dt.datetime | None = None, limit: int = 5
             interaction_services.interaction_offer(interaction_id=row.id, agent_id=agent_id, meta=SYSTEM,
                                                    facts=[routed])
             timeout = _offer_timeout(work.queue)
-            Work.objects.filter(interaction_id=row.id).update(
-                offer_expires_at=timezone.now() + dt.timedelta(seconds=timeout))
+            expires_at = timezone.now() + dt.timedelta(seconds=timeout)
+            Work.objects.filter(interaction_id=row.id).update(offer_expires_at=expires_at)
             _defer_expiry(str(row.id), timeout)
+            _push_offer(agent, row, work, expires_at)
             load = {**load, work.channel: load.get(work.channel, 0) + 1}
             offered.append(str(row.id))
     return offered

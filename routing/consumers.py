@@ -1,0 +1,69 @@
+"""WebSockets of routing: the agent desk's socket and the supervisors' wallboard.
+
+Authenticate with ?token=<API token> (or the admin session); anonymous
+connections are closed with 4401, users who may not listen with 4403.
+Messages are hints: on (re)connect, read the REST resources they name.
+"""
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from routing.realtime import WALLBOARD, agent_group
+
+
+class _Consumer(AsyncJsonWebsocketConsumer):
+    group: str | None = None
+
+    async def connect(self):
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=4401)
+            return
+        self.group = await database_sync_to_async(self.group_for)(user)
+        if self.group is None:
+            await self.close(code=4403)
+            return
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+
+    def group_for(self, user) -> str | None:
+        raise NotImplementedError
+
+    async def disconnect(self, code):
+        if self.group:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def forward(self, message):
+        await self.send_json(message)
+
+
+class AgentConsumer(_Consumer):
+    """`/ws/agent/`: the user's own offers (with the customer's context), assignments, withdrawals, presence.
+
+    {"type": "routing.offer", "interaction_id", "channel", "queue", "priority", "expires_at", "context"};
+    {"type": "routing.assigned" | "routing.withdrawn", "interaction_id", "status"};
+    {"type": "routing.presence", "agent_id", "presence", "reason", "since"}.
+    """
+
+    def group_for(self, user):
+        from routing.models import Agent
+
+        agent = Agent.objects.filter(user=user).only("pk").first()
+        return agent_group(agent.pk) if agent else None  # 4403: not an agent
+
+    routing_offer = routing_assigned = routing_withdrawn = routing_presence = _Consumer.forward
+
+
+class WallboardConsumer(_Consumer):
+    """`/ws/wallboard/`, for staff and team supervisors: every queue's live state and every agent's presence.
+
+    {"type": "routing.queue", "queue", "waiting", "offered", "in_hand", "longest_wait_seconds", "agents"};
+    {"type": "routing.agent", "agent_id", "presence", "reason", "since"}.
+    """
+
+    def group_for(self, user):
+        if user.is_staff or user.supervised_teams.exists():
+            return WALLBOARD
+        return None
+
+    routing_queue = routing_agent = _Consumer.forward

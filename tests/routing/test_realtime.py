@@ -1,0 +1,76 @@
+"""The agent desk's socket and the wallboard: who may listen, and what they hear."""
+
+import uuid
+
+import pytest
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth import get_user_model
+from rest_framework.authtoken.models import Token
+
+from contactcenter.asgi import application
+from events import store
+from events.projection import apply_envelopes
+from events.projection import get as get_projection
+from events.store import Metadata
+from interactions import services as interaction_services
+from routing import services
+from tests.routing.factories import make_agent, make_queue, make_waiting
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def connect(path, user=None):
+    token = (await sync_to_async(lambda: Token.objects.get_or_create(user=user)[0].key)()) if user else None
+    communicator = WebsocketCommunicator(application, path + (f"?token={token}" if token else ""),
+                                         headers=[(b"host", b"localhost"), (b"origin", b"http://localhost")])
+    connected, code = await communicator.connect()
+    return communicator, connected, code
+
+
+def test_only_agents_get_an_agent_socket_and_only_supervisors_the_wallboard():
+    ann = make_agent("ann")
+    plain = get_user_model().objects.create_user(username="visitor", password="x")
+
+    async def scenario():
+        results = {}
+        for name, path, user in [("anonymous agent", "/ws/agent/", None), ("visitor agent", "/ws/agent/", plain),
+                                 ("ann agent", "/ws/agent/", ann.user), ("ann wallboard", "/ws/wallboard/", ann.user)]:
+            communicator, connected, code = await connect(path, user)
+            results[name] = (connected, code)
+            if connected:
+                await communicator.disconnect()
+        return results
+
+    results = async_to_sync(scenario)()
+    assert results["anonymous agent"] == (False, 4401) and results["visitor agent"] == (False, 4403)
+    assert results["ann agent"][0] is True and results["ann wallboard"] == (False, 4403)
+
+
+def test_the_agent_hears_the_offer_with_context_then_the_assignment_and_the_wallboard_sees_the_queue():
+    make_queue("billing")
+    ann = make_agent("ann")
+    boss = get_user_model().objects.create_user(username="boss", password="x", is_staff=True)
+    iid = make_waiting("billing")
+    apply_envelopes(get_projection("customers.directory"), store.read_all(limit=10_000))
+
+    async def scenario():
+        desk, ok, _ = await connect("/ws/agent/", ann.user)
+        board, ok2, _ = await connect("/ws/wallboard/", boss)
+        assert ok and ok2
+        await sync_to_async(services.work_route)(interaction_id=uuid.UUID(iid))
+        offer = await desk.receive_json_from(timeout=5)
+        queue_update = await board.receive_json_from(timeout=5)
+        await sync_to_async(interaction_services.interaction_accept)(interaction_id=iid, agent_id="ann",
+                                                                      meta=Metadata())
+        assigned = await desk.receive_json_from(timeout=5)
+        await desk.disconnect()
+        await board.disconnect()
+        return offer, queue_update, assigned
+
+    offer, queue_update, assigned = async_to_sync(scenario)()
+    assert offer["type"] == "routing.offer" and offer["interaction_id"] == iid and offer["queue"] == "billing"
+    assert offer["context"]["open_interactions"][0]["id"] == iid
+    assert queue_update["type"] == "routing.queue" and queue_update["queue"] == "billing"
+    assert queue_update["offered"] == 1 and queue_update["agents"] == {"available": 1}
+    assert assigned == {"type": "routing.assigned", "interaction_id": iid, "status": "active"}
