@@ -116,7 +116,12 @@ class Decision:
     candidates: tuple[Candidate, ...]
 
     def explanation(self, limit: int = 10) -> dict:
-        """What the routing event records: the step, and the best candidates first (eligible ones first)."""
+        """What the routing event records: the step, and the best candidates first (eligible ones first).
+
+        `considered` counts the agents scored; live routing considers only
+        those PostgreSQL found qualified (routing.services adds how many were
+        `available` at all).
+        """
         ranked = sorted(self.candidates, key=lambda c: (not c.eligible, -c.score, c.agent_id))
         return {"step": self.step, "waited_seconds": round(self.waited_seconds, 3),
                 "considered": len(self.candidates), "candidates": [c.as_dict() for c in ranked[:limit]]}

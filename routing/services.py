@@ -21,7 +21,7 @@ import uuid
 from collections import defaultdict
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count
 from django.utils import timezone
 
@@ -277,10 +277,43 @@ def _view(agent: Agent, load: dict[str, int]) -> domain.AgentView:
                             voice_with_others=agent.voice_with_others, idle_since=agent.idle_since)
 
 
-def _available_agents() -> list[domain.AgentView]:
-    agents = list(Agent.objects.filter(presence=domain.AVAILABLE).select_related("user").prefetch_related("skills"))
+def _candidates(policy: domain.QueuePolicy, work: Work, now: dt.datetime) -> tuple[list[domain.AgentView], int]:
+    """The available agents who may take `work` under the step in force, found in SQL; and how many are available.
+
+    PostgreSQL does the filtering that does not depend on scores (presence,
+    language, declines, each required skill at its relaxed minimum, a free
+    slot on the channel), so a decision among 1,000 agents scores only the
+    few who qualify. routing.domain.evaluate checks them all again (the voice
+    rule, secondary skills, the preferred agent) before one is chosen, and
+    the chosen one's slot is recounted under their row lock.
+    """
+    _, delta, _ = domain.step_in_force(policy, (now - work.enqueued_at).total_seconds())
+    skills = list(policy.skills)
+    needed = [max(domain.MIN_PROFICIENCY, policy.skills[k] + delta) for k in skills]
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            SELECT a.id, (SELECT count(*) FROM routing_agent WHERE presence = 'available')
+            FROM routing_agent a JOIN auth_user u ON u.id = a.user_id
+            WHERE a.presence = 'available'
+              AND NOT (u.username = ANY(%(declined)s))
+              AND (%(language)s = '' OR a.languages ? %(language)s)
+              AND NOT EXISTS (
+                  SELECT 1 FROM unnest(%(skills)s::text[], %(needed)s::int[]) AS r(skill, needed)
+                  WHERE NOT EXISTS (SELECT 1 FROM routing_agentskill s
+                                    WHERE s.agent_id = a.id AND s.skill_id = r.skill AND s.proficiency >= r.needed))
+              AND coalesce((a.capacity ->> %(channel)s)::int, 0) > (
+                  SELECT count(*) FROM routing_work w
+                  WHERE w.agent_id = u.username AND w.channel = %(channel)s AND w.status IN ('offered', 'assigned'))
+            """,
+            {"declined": list(work.declined_by), "language": policy.language, "skills": skills, "needed": needed,
+             "channel": work.channel},
+        )
+        rows = cur.fetchall()
+    available = rows[0][1] if rows else Agent.objects.filter(presence=domain.AVAILABLE).count()
+    agents = list(Agent.objects.filter(id__in=[r[0] for r in rows]).select_related("user").prefetch_related("skills"))
     loads = _loads([a.user.get_username() for a in agents])
-    return [_view(a, loads.get(a.user.get_username(), {})) for a in agents]
+    return [_view(a, loads.get(a.user.get_username(), {})) for a in agents], available
 
 
 def _preferred_agent(policy: domain.QueuePolicy, work: Work, now: dt.datetime) -> str | None:
@@ -312,20 +345,20 @@ def work_route(*, interaction_id: uuid.UUID, now: dt.datetime | None = None) -> 
             return None
         now = now or timezone.now()
         policy = _policy(work.queue)
-        agents = _available_agents()
+        agents, available = _candidates(policy, work, now)
+        view = work.view(_preferred_agent(policy, work, now))
         excluded: set[str] = set()
         while True:
-            view = work.view(_preferred_agent(policy, work, now))
             decision = domain.decide_route(policy, view, [a for a in agents if a.agent_id not in excluded], now=now)
             if decision.agent_id is None:
                 return decision
-            if _reserve(row, work, policy, decision, side="interaction"):
+            if _reserve(row, work, policy, decision, side="interaction", available=available):
                 return decision
             excluded.add(decision.agent_id)  # lost a race for that agent's last slot: next best
 
 
 def _reserve(row: Interaction, work: Work, policy: domain.QueuePolicy, decision: domain.Decision, *,
-             side: str) -> bool:
+             side: str, available: int) -> bool:
     """Lock the chosen agent, recount their load, and offer. False if the agent has no room after all."""
     agent = (Agent.objects.select_for_update().select_related("user").prefetch_related("skills")
              .filter(user__username=decision.agent_id).first())
@@ -336,7 +369,8 @@ def _reserve(row: Interaction, work: Work, policy: domain.QueuePolicy, decision:
         return False
     chosen = next(c for c in decision.candidates if c.agent_id == decision.agent_id)
     routed = InteractionRouted(agent_id=decision.agent_id, queue=work.queue, score=chosen.score,
-                               priority=work.priority, side=side, explanation=decision.explanation())
+                               priority=work.priority, side=side,
+                               explanation={**decision.explanation(), "available": available})
     interaction_services.interaction_offer(interaction_id=row.id, agent_id=decision.agent_id, meta=SYSTEM,
                                            facts=[routed])
     timeout = _offer_timeout(work.queue)

@@ -37,8 +37,10 @@ def test_a_queued_interaction_is_offered_to_the_best_qualified_agent_with_the_re
     routed, offered = events[-2:]
     assert (routed.event_type, offered.event_type) == ("routing.InteractionRouted", "interactions.InteractionOffered")
     assert routed.data["agent_id"] == "bob" and routed.data["side"] == "interaction"
-    why = {c["agent_id"]: c for c in routed.data["explanation"]["candidates"]}
-    assert why["cid"]["reasons"] == ["billing 0 < 3"] and why["bob"]["score"] == 5.0
+    why = routed.data["explanation"]
+    assert why["available"] == 3 and why["considered"] == 2  # cid (no billing) was filtered out in SQL
+    scores = {c["agent_id"]: (c["score"], c["reasons"]) for c in why["candidates"]}
+    assert scores == {"bob": (5.0, ["billing 5"]), "ann": (3.0, ["billing 3"])}
     work = Work.objects.get(interaction_id=iid)
     assert (work.status, work.agent_id) == (Work.OFFERED, "bob") and work.offer_expires_at > timezone.now()
     assert services.work_route(interaction_id=uuid.UUID(iid)) is None  # run twice: nothing more
@@ -220,3 +222,15 @@ def test_a_call_that_ends_puts_the_agent_in_after_call_work_until_wrap_up_or_tim
     assert services.sweep(now=timezone.now() + dt.timedelta(seconds=61))["after_call_ended"] == 1
     bob = Agent.objects.get(user__username="bob")
     assert (bob.presence, bob.presence_reason) == ("available", "after-call work timed out")
+
+
+def test_the_candidate_search_honours_language_and_expanding_criteria():
+    make_queue("de-billing", skills={"billing": 3}, language="de",
+               expansion=[{"after_seconds": 30, "min_proficiency_delta": -1}])
+    make_agent("ann", skills={"billing": 5}, languages=["en"])
+    make_agent("jan", skills={"billing": 2}, languages=["de"])
+    iid = make_waiting("de-billing")
+    assert services.work_route(interaction_id=uuid.UUID(iid)).agent_id is None  # jan: billing 2 < 3; ann: no German
+    later = timezone.now() + dt.timedelta(seconds=31)
+    decision = services.work_route(interaction_id=uuid.UUID(iid), now=later)
+    assert decision.agent_id == "jan" and decision.step == 1
