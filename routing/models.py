@@ -184,3 +184,14 @@ class Work(models.Model):
         return domain.WaitingView(interaction_id=str(self.interaction_id), channel=self.channel, queue=self.queue,
                                   enqueued_at=self.enqueued_at, vip=self.vip, repeat=self.repeat,
                                   preferred_agent=preferred_agent, declined_by=tuple(self.declined_by))
+
+
+class AgentState(models.Model):
+    """Projection `routing.agent_states`: each agent's presence as the events tell it (for wallboards, KPIs)."""
+
+    agent_id = models.CharField(max_length=150, primary_key=True)
+    presence = models.CharField(max_length=20)
+    reason = models.CharField(max_length=100, blank=True)
+    since = models.DateTimeField()
+    version = models.PositiveIntegerField(help_text="stream version of the last change applied")
+    changes = models.PositiveIntegerField(default=0)

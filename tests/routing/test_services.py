@@ -234,3 +234,22 @@ def test_the_candidate_search_honours_language_and_expanding_criteria():
     later = timezone.now() + dt.timedelta(seconds=31)
     decision = services.work_route(interaction_id=uuid.UUID(iid), now=later)
     assert decision.agent_id == "jan" and decision.step == 1
+
+
+def test_the_agent_states_projection_follows_presence_and_replay_equals_live():
+    from events.projection import apply_envelopes
+    from events.projection import get as get_projection
+    from events.replay import replay
+    from routing.models import AgentState
+
+    make_agent("ann", presence="offline")
+    for presence in ("available", "break", "available", "offline"):
+        services.agent_presence_set(agent_id="ann", presence=presence, reason="x" if presence == "break" else "")
+    projection = get_projection("routing.agent_states")
+    events = store.read_all(limit=10_000)
+    apply_envelopes(projection, events[:2])
+    apply_envelopes(projection, events)  # overlapping redelivery: applied once
+    live = list(AgentState.objects.values())
+    assert [(s["agent_id"], s["presence"], s["changes"]) for s in live] == [("ann", "offline", 4)]
+    replay(projection, progress=False)
+    assert list(AgentState.objects.values()) == live
