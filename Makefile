@@ -33,6 +33,7 @@ run: .venv
 
 # Throw-away stack (fsync off) + pytest; e.g. make test PYTEST_ARGS="-k routing -x"
 test: .venv
+	scripts/ensure-chromium
 	$(VENV_PY) -m contactcenter.devstack test $(PYTEST_ARGS)
 
 # Throw-away stack with real fsync, like production; installs the bench-only

@@ -87,10 +87,13 @@ ROOT_URLCONF = "contactcenter.urls"
 ASGI_APPLICATION = "contactcenter.asgi.application"
 WSGI_APPLICATION = "contactcenter.wsgi.application"
 
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/desk/"
+
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        "DIRS": [BASE_DIR / "contactcenter" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [

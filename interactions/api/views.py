@@ -15,6 +15,7 @@ from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -30,8 +31,14 @@ from interactions.models import Interaction
 REFUSED = OpenApiResponse(ErrorSerializer, description="not allowed in the interaction's current state")
 
 
+class NewestFirst(CursorPagination):
+    ordering = ("-created_at", "-id")
+
+
 class InteractionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """One conversation on one channel, and every step of it as a command."""
+
+    pagination_class = NewestFirst
 
     serializer_class = s.InteractionOutput
     queryset = Interaction.objects.all()

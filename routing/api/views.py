@@ -5,6 +5,7 @@ import uuid
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
+from rest_framework.pagination import CursorPagination
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -16,8 +17,20 @@ from routing.api import serializers as s
 from routing.models import Queue
 
 
+class ByName(CursorPagination):
+    ordering = "name"
+    page_size = 100
+
+
+class ById(CursorPagination):
+    ordering = "id"
+    page_size = 100
+
+
 class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Agents (set up in the admin) and their presence. `me` is the agent of the authenticated user."""
+
+    pagination_class = ById
 
     serializer_class = s.AgentOutput
     lookup_field = "user__username"
@@ -51,6 +64,7 @@ class QueueViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 
     serializer_class = s.QueueOutput
     queryset = Queue.objects.prefetch_related("skills").order_by("name")
+    pagination_class = ByName
     lookup_url_kwarg = "name"
 
     @extend_schema(responses={200: s.QueueStatsOutput, 404: ErrorSerializer})

@@ -147,3 +147,13 @@ def test_message_text_reads_on_the_customer_timeline_and_matches_the_documented_
     assert message["data"]["body"] == "Hallo 👋 — my bill" and "body" in message["personal_fields"]
     for entry in timeline_open(list(TimelineEntry.objects.filter(customer_id=it["customer_id"]))):
         assert timeline_json(entry) == TimelineEntryOutput(entry).data
+
+
+def test_the_list_filters_by_agent_and_status_newest_first(api, user):
+    first = start(api, queue="billing")["interaction"]
+    second = start(api, queue="billing", identity={"kind": "email", "value": "grace@example.com"})["interaction"]
+    post(api, f"/api/v1/interactions/{first['id']}/offer/", {"agent_id": user.username})
+    everything = api.get("/api/v1/interactions/").json()["results"]
+    assert [i["id"] for i in everything] == [second["id"], first["id"]]
+    offered = api.get(f"/api/v1/interactions/?agent_id={user.username}&status=offered").json()["results"]
+    assert [i["id"] for i in offered] == [first["id"]]

@@ -67,3 +67,16 @@ def test_why_did_this_go_to_that_agent():
                                                       "reasons": ["billing 2"]}
     assert client_for(ann.user).get(f"/api/v1/interactions/{uuid.uuid4()}/routing/").status_code == 404
     assert APIClient().get(f"/api/v1/interactions/{iid}/routing/").status_code == 401
+
+
+def test_agents_and_queues_are_listed():
+    make_queue("billing", skills={"billing": 2})
+    make_queue("support")
+    ann = make_agent("ann", skills={"billing": 3})
+    make_agent("bob")
+    api = client_for(ann.user)
+    agents = api.get("/api/v1/agents/").json()["results"]
+    assert [(a["agent_id"], a["skills"]) for a in agents] == [("ann", {"billing": 3}), ("bob", {})]
+    queues = api.get("/api/v1/queues/").json()["results"]
+    assert [(q["name"], q["skills"]) for q in queues] == [
+        ("billing", [{"skill": "billing", "min_proficiency": 2, "secondary": False}]), ("support", [])]
