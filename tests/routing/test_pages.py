@@ -7,17 +7,10 @@ the wallboard, open beside them, shows the queues and the agents live.
 """
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 import uuid
-from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import connection
 
 from customers.models import CustomerProfile
 from events import store
@@ -27,42 +20,6 @@ from tests.routing.factories import make_agent, make_queue, make_waiting
 
 pytestmark = pytest.mark.django_db(transaction=True)
 CHROMIUM = "/usr/bin/chromium"
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def web():
-    """daphne serving this test's database (the committed data of a transactional test)."""
-    db = connection.settings_dict
-    url = f"postgresql://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-    port = _free_port()
-    env = dict(os.environ, DATABASE_URL=url, DEBUG="false", ALLOWED_HOSTS="127.0.0.1", SECURE_SSL_REDIRECT="false",
-               SESSION_COOKIE_SECURE="false", CSRF_COOKIE_SECURE="false",
-               DJANGO_SETTINGS_MODULE="contactcenter.test_settings",  # the same password hasher as the test
-               LOG_LEVEL="WARNING")
-    proc = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-                             "contactcenter.asgi:application"], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(base + "/healthz", timeout=2).read()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError("daphne did not start:\n" + proc.stdout.read().decode(errors="replace")) from None
-            time.sleep(0.1)
-    yield base
-    proc.terminate()
-    proc.wait(10)
 
 
 @pytest.fixture
