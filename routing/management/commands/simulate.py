@@ -18,8 +18,6 @@ agents: an admin does it); everything else goes through HTTP and WebSockets.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import random
 import time
