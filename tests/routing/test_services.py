@@ -253,3 +253,31 @@ def test_the_agent_states_projection_follows_presence_and_replay_equals_live():
     assert [(s["agent_id"], s["presence"], s["changes"]) for s in live] == [("ann", "offline", 4)]
     replay(projection, progress=False)
     assert list(AgentState.objects.values()) == live
+
+
+def test_work_waits_until_an_agent_s_skills_change_then_the_sweep_routes_it():
+    from routing.models import AgentSkill, Skill
+
+    make_queue("spanish", skills={"spanish": 3})
+    ann = make_agent("ann", skills={"billing": 5})
+    iid = make_waiting("spanish")
+    assert services.sweep()["routed"] == 0 and status(iid) == ("queued", None)
+    AgentSkill.objects.create(agent=ann, skill=Skill.objects.get_or_create(name="spanish")[0], proficiency=4)
+    assert services.sweep()["routed"] == 1 and status(iid) == ("offered", "ann")
+
+
+def test_the_preferred_agent_gets_the_customer_again_within_the_window():
+    make_queue("billing", skills={"billing": 1}, preferred_agent_hours=24)
+    make_agent("ann", skills={"billing": 2})
+    make_agent("bob", skills={"billing": 5})
+    first = make_waiting("billing", email="ada@example.com")
+    interaction_services.interaction_offer(interaction_id=first, agent_id="ann", meta=Metadata())  # a manual offer
+    interaction_services.interaction_accept(interaction_id=first, agent_id="ann", meta=Metadata())
+    interaction_services.interaction_end(interaction_id=first, reason="resolved", meta=Metadata())
+    interaction_services.interaction_wrap_up(interaction_id=first, disposition="ok", meta=Metadata())
+    again = make_waiting("billing", email="ada@example.com")
+    decision = services.work_route(interaction_id=uuid.UUID(again))
+    assert decision.agent_id == "ann"  # 2 + preferred bonus 5 beats bob's 5
+    assert "preferred agent" in decision.explanation()["candidates"][0]["reasons"]
+    stranger = make_waiting("billing", email="grace@example.com")
+    assert services.work_route(interaction_id=uuid.UUID(stranger)).agent_id == "bob"
