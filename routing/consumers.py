@@ -58,7 +58,9 @@ class WallboardConsumer(_Consumer):
     """`/ws/wallboard/`, for staff and team supervisors: every queue's live state and every agent's presence.
 
     {"type": "routing.queue", "queue", "waiting", "offered", "in_hand", "longest_wait_seconds", "agents"};
-    {"type": "routing.agent", "agent_id", "presence", "reason", "since"}.
+    {"type": "routing.agent", "agent_id", "presence", "reason", "since"};
+    {"type": "routing.alarm", "queue", "longest_wait_seconds", "service_level_seconds"} (every sweep while
+    a queue's longest wait is past its service-level threshold).
     """
 
     def group_for(self, user):
@@ -66,4 +68,4 @@ class WallboardConsumer(_Consumer):
             return WALLBOARD
         return None
 
-    routing_queue = routing_agent = _Consumer.forward
+    routing_queue = routing_agent = routing_alarm = _Consumer.forward

@@ -22,9 +22,10 @@ from collections import defaultdict
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count
+from django.db.models import Count, Min
 from django.utils import timezone
 
+from contactcenter.realtime import notify
 from customers.models import CustomerProfile
 from events import store
 from events.store import Actor, Metadata
@@ -485,12 +486,36 @@ def sweep(*, now: dt.datetime | None = None) -> dict:
         status=Work.OFFERED, offer_expires_at__lte=now).values_list("interaction_id", flat=True))
     overflowed = _overflow_all(now)
     back = _after_call_timeouts(now)
+    alarms = _service_level_alarms(now)
     routed = 0
     for interaction_id in Work.objects.filter(status=Work.WAITING).order_by("-priority", "enqueued_at") \
             .values_list("interaction_id", flat=True)[:500]:
         decision = work_route(interaction_id=interaction_id, now=now)
         routed += bool(decision and decision.agent_id)
-    return {"expired": expired, "overflowed": overflowed, "after_call_ended": back, "routed": routed}
+    return {"expired": expired, "overflowed": overflowed, "after_call_ended": back, "routed": routed,
+            "alarms": alarms}
+
+
+def _service_level_alarms(now: dt.datetime) -> list[str]:
+    """Queues whose longest-waiting interaction is past the service-level threshold: logged and pushed to wallboards.
+
+    Repeated on every sweep while it lasts (a wallboard that connects late
+    still hears it); `routing.alarm` carries the queue, the longest wait and
+    the threshold.
+    """
+    alarms = []
+    oldest = dict(Work.objects.filter(status=Work.WAITING).values("queue").annotate(first=Min("enqueued_at"))
+                  .values_list("queue", "first"))
+    for queue in Queue.objects.filter(name__in=list(oldest)):
+        waited = (now - oldest[queue.name]).total_seconds()
+        if waited > queue.service_level_seconds:
+            alarms.append(queue.name)
+            log.warning("queue %s: an interaction has waited %.0f s (service level: %d%% within %d s)", queue.name,
+                        waited, queue.service_level_percent, queue.service_level_seconds)
+            message = {"type": "routing.alarm", "queue": queue.name, "longest_wait_seconds": round(waited, 1),
+                       "service_level_seconds": queue.service_level_seconds}
+            notify([(realtime.WALLBOARD, message)])
+    return alarms
 
 
 def _after_call_timeouts(now: dt.datetime) -> int:

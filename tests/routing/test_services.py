@@ -281,3 +281,14 @@ def test_the_preferred_agent_gets_the_customer_again_within_the_window():
     assert "preferred agent" in decision.explanation()["candidates"][0]["reasons"]
     stranger = make_waiting("billing", email="grace@example.com")
     assert services.work_route(interaction_id=uuid.UUID(stranger)).agent_id == "bob"
+
+
+def test_a_queue_past_its_service_level_threshold_raises_an_alarm(caplog):
+    make_queue("billing", skills={"billing": 5}, service_level_seconds=20)
+    make_queue("sales", service_level_seconds=60)
+    make_waiting("billing")
+    make_waiting("sales")
+    assert services.sweep()["alarms"] == []
+    later = timezone.now() + dt.timedelta(seconds=25)
+    assert services.sweep(now=later)["alarms"] == ["billing"]
+    assert "queue billing: an interaction has waited 25 s" in caplog.text

@@ -1,5 +1,7 @@
 """The traffic simulator against a real daphne and a real routing worker."""
 
+import re
+
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -23,7 +25,9 @@ def test_simulated_customers_and_agents_run_through_the_system(web, routing_work
     offered = Event.objects.filter(event_type="interactions.InteractionOffered").count()
     assert arrived >= 10 and f"customers arrived: {arrived}" in out
     assert offered >= arrived * 0.8 and wrapped >= arrived * 0.6, out
-    assert f"wrapped up {wrapped}" in out
+    # The summary counts what the agents saw answered; a wrap-up still in flight at the end may land after it.
+    reported = int(re.search(r"wrapped up (\d+)", out).group(1))
+    assert arrived * 0.6 <= reported <= wrapped
     presence = Event.objects.filter(event_type="routing.AgentPresenceChanged").count()
     assert presence >= 8  # each agent went available, then offline at the end
 

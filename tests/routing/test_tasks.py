@@ -36,7 +36,7 @@ def test_each_routing_task_run_twice_offers_once():
     Work.objects.filter(interaction_id=first).update(offer_expires_at="2000-01-01T00:00:00Z")
     assert tasks.expire_offer(first) and not tasks.expire_offer(first)
     # The sweep: `first` waits again (declined by ann, so not hers); `third` takes ann's freed slot.
-    assert tasks.sweep() == {"expired": 0, "overflowed": 0, "after_call_ended": 0, "routed": 1}
-    assert tasks.sweep() == {"expired": 0, "overflowed": 0, "after_call_ended": 0, "routed": 0}
+    assert tasks.sweep() == {"expired": 0, "overflowed": 0, "after_call_ended": 0, "routed": 1, "alarms": []}
+    assert tasks.sweep() == {"expired": 0, "overflowed": 0, "after_call_ended": 0, "routed": 0, "alarms": []}
     assert Work.objects.get(interaction_id=third).agent_id == "ann"
     assert Work.objects.get(interaction_id=first).status == Work.WAITING
