@@ -37,3 +37,5 @@ def test_bad_arguments_are_refused():
         call_command("simulate", rate="fast")
     with pytest.raises(CommandError, match="--agents"):
         call_command("simulate", agents=0)
+    with pytest.raises(CommandError, match="--provider"):
+        call_command("simulate", provider="nobody")
