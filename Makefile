@@ -15,7 +15,7 @@ VENV := .venv
 VENV_PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: .venv run test bench-events bench-intake clean
+.PHONY: .venv run test bench-events bench-intake bench-routing clean
 
 # `make .venv` creates the virtualenv; the install only re-runs when
 # requirements.txt is newer than the stamp file.
@@ -49,6 +49,11 @@ bench-events: .venv $(VENV)/.bench-installed
 # timeline page; rewrites the bench-intake section of docs/BENCHMARKS.md.
 bench-intake: .venv
 	$(VENV_PY) -m contactcenter.devstack bench bench/intake_bench.py $(BENCH_ARGS)
+
+# Routing decisions, offers/s and safety with 2 Celery routing workers racing
+# (1,000 agents, 10,000 waiting); rewrites the bench-routing section of docs/BENCHMARKS.md.
+bench-routing: .venv
+	$(VENV_PY) -m contactcenter.devstack bench bench/routing_bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf .data
