@@ -8,7 +8,7 @@ Messages are hints: on (re)connect, read the REST resources they name.
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from routing.realtime import WALLBOARD, agent_group
+from routing.realtime import WALLBOARD, agent_group, offer_context, queue_live
 
 
 class _Consumer(AsyncJsonWebsocketConsumer):
@@ -51,7 +51,12 @@ class AgentConsumer(_Consumer):
         agent = Agent.objects.filter(user=user).only("pk").first()
         return agent_group(agent.pk) if agent else None  # 4403: not an agent
 
-    routing_offer = routing_assigned = routing_withdrawn = routing_presence = _Consumer.forward
+    async def routing_offer(self, message):
+        # The context is read here, for a desk that is listening, not by the routing worker.
+        context = await database_sync_to_async(offer_context)(message["customer_id"])
+        await self.send_json({**message, "context": context})
+
+    routing_assigned = routing_withdrawn = routing_presence = _Consumer.forward
 
 
 class WallboardConsumer(_Consumer):
@@ -68,4 +73,9 @@ class WallboardConsumer(_Consumer):
             return WALLBOARD
         return None
 
-    routing_queue = routing_agent = routing_alarm = _Consumer.forward
+    async def routing_queue(self, message):
+        # The worker only names the queue; its state is read here, for a wallboard that is listening.
+        # (A burst of hints beyond the channel layer's per-socket capacity is dropped: they are hints.)
+        await self.send_json({"type": "routing.queue", **await database_sync_to_async(queue_live)(message["queue"])})
+
+    routing_agent = routing_alarm = _Consumer.forward

@@ -33,3 +33,27 @@ def push_after_commit(messages_fn) -> None:
             log.warning("routing push failed", exc_info=True)
 
     transaction.on_commit(send)
+
+
+def queue_live(queue: str) -> dict:
+    """A queue's live state as the wallboard shows it (waiting, offered, in hand, longest wait, agents by presence)."""
+    from routing.models import Queue
+    from routing.selectors import queue_stats
+
+    if not Queue.objects.filter(name=queue).exists():
+        return {"queue": queue}
+    stats = queue_stats(queue, today=False)
+    return {"queue": queue, "waiting": stats.waiting, "offered": stats.offered, "in_hand": stats.in_hand,
+            "longest_wait_seconds": stats.longest_wait_seconds, "agents": stats.agents}
+
+
+def offer_context(customer_id: str) -> dict | None:
+    """The customer's context as GET /api/v1/customers/{id}/context/ gives it; None until the directory has them."""
+    from customers.api.serializers import CustomerContextOutput
+    from customers.models import CustomerProfile
+    from customers.selectors import customer_context
+
+    try:
+        return CustomerContextOutput(customer_context(customer_id)).data
+    except CustomerProfile.DoesNotExist:
+        return None

@@ -16,6 +16,7 @@ to two agents.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import uuid
 from collections import defaultdict
@@ -177,7 +178,7 @@ def _push_work(row: Interaction, previous_agent: str | None) -> None:
     queue, iid, status, agent = row.queue or DEFAULT_QUEUE, str(row.id), row.status, row.agent_id
 
     def messages():
-        out = [(realtime.WALLBOARD, {"type": "routing.queue", **_live(queue)})]
+        out = [(realtime.WALLBOARD, {"type": "routing.queue", "queue": queue})]  # WallboardConsumer adds the state
         pks = dict(Agent.objects.filter(user__username__in=[a for a in (agent, previous_agent) if a])
                    .values_list("user__username", "pk"))
         if previous_agent and previous_agent != agent and previous_agent in pks:
@@ -191,33 +192,16 @@ def _push_work(row: Interaction, previous_agent: str | None) -> None:
     realtime.push_after_commit(messages)
 
 
-def _live(queue: str) -> dict:
-    from routing.selectors import queue_stats
-
-    if not Queue.objects.filter(name=queue).exists():
-        return {"queue": queue}
-    stats = queue_stats(queue, today=False)
-    return {"queue": queue, "waiting": stats.waiting, "offered": stats.offered, "in_hand": stats.in_hand,
-            "longest_wait_seconds": stats.longest_wait_seconds, "agents": stats.agents}
-
-
 def _push_offer(agent: Agent, row: Interaction, work: Work, expires_at: dt.datetime) -> None:
-    """The offer, with the customer's context, on the agent's socket (after the commit)."""
-    pk, iid, customer_id = agent.pk, str(row.id), row.customer_id
-    offer = {"interaction_id": iid, "channel": work.channel, "queue": work.queue, "priority": work.priority,
-             "expires_at": expires_at.isoformat()}
+    """The offer on the agent's socket (after the commit); AgentConsumer attaches the customer's context.
 
-    def messages():
-        from customers.api.serializers import CustomerContextOutput
-        from customers.selectors import customer_context
-
-        try:
-            context = CustomerContextOutput(customer_context(customer_id)).data
-        except CustomerProfile.DoesNotExist:  # the directory has not caught up yet: the desk reads it over REST
-            context = None
-        return [(realtime.agent_group(pk), {"type": "routing.offer", **offer, "context": context})]
-
-    realtime.push_after_commit(messages)
+    Building the context there, in the web process and only for a desk that
+    is listening, keeps it off the routing worker's path.
+    """
+    pk = agent.pk
+    offer = {"interaction_id": str(row.id), "customer_id": str(row.customer_id), "channel": work.channel,
+             "queue": work.queue, "priority": work.priority, "expires_at": expires_at.isoformat()}
+    realtime.push_after_commit(lambda: [(realtime.agent_group(pk), {"type": "routing.offer", **offer})])
 
 
 def _after_call(row: Interaction, new_events: list) -> None:
@@ -283,7 +267,8 @@ def _candidates(policy: domain.QueuePolicy, work: Work, now: dt.datetime) -> tup
 
     PostgreSQL does the filtering that does not depend on scores (presence,
     language, declines, each required skill at its relaxed minimum, a free
-    slot on the channel), so a decision among 1,000 agents scores only the
+    slot on the channel) and returns each candidate's skills and load with
+    it, so a decision among 1,000 agents is one query and scores only the
     few who qualify. routing.domain.evaluate checks them all again (the voice
     rule, secondary skills, the preferred agent) before one is chosen, and
     the chosen one's slot is recounted under their row lock.
@@ -294,7 +279,14 @@ def _candidates(policy: domain.QueuePolicy, work: Work, now: dt.datetime) -> tup
     with connection.cursor() as cur:
         cur.execute(
             """
-            SELECT a.id, (SELECT count(*) FROM routing_agent WHERE presence = 'available')
+            SELECT u.username, a.presence, a.languages, a.capacity, a.voice_with_others, a.idle_since,
+                   (SELECT coalesce(jsonb_object_agg(s.skill_id, s.proficiency), '{}')
+                    FROM routing_agentskill s WHERE s.agent_id = a.id),
+                   (SELECT coalesce(jsonb_object_agg(l.channel, l.n), '{}')
+                    FROM (SELECT w.channel, count(*) AS n FROM routing_work w
+                          WHERE w.agent_id = u.username AND w.status IN ('offered', 'assigned')
+                          GROUP BY w.channel) l),
+                   (SELECT count(*) FROM routing_agent WHERE presence = 'available')
             FROM routing_agent a JOIN auth_user u ON u.id = a.user_id
             WHERE a.presence = 'available'
               AND NOT (u.username = ANY(%(declined)s))
@@ -311,10 +303,14 @@ def _candidates(policy: domain.QueuePolicy, work: Work, now: dt.datetime) -> tup
              "channel": work.channel},
         )
         rows = cur.fetchall()
-    available = rows[0][1] if rows else Agent.objects.filter(presence=domain.AVAILABLE).count()
-    agents = list(Agent.objects.filter(id__in=[r[0] for r in rows]).select_related("user").prefetch_related("skills"))
-    loads = _loads([a.user.get_username() for a in agents])
-    return [_view(a, loads.get(a.user.get_username(), {})) for a in agents], available
+    available = rows[0][8] if rows else Agent.objects.filter(presence=domain.AVAILABLE).count()
+    def js(value):  # Django leaves jsonb as text on raw cursors (JSONField parses it itself)
+        return json.loads(value) if isinstance(value, str) else (value or {})
+
+    views = [domain.AgentView(agent_id=r[0], presence=r[1], languages=tuple(js(r[2]) or ()), capacity=js(r[3]),
+                              voice_with_others=r[4], idle_since=r[5], skills=js(r[6]), load=js(r[7]))
+             for r in rows]
+    return views, available
 
 
 def _preferred_agent(policy: domain.QueuePolicy, work: Work, now: dt.datetime) -> str | None:
@@ -361,12 +357,13 @@ def work_route(*, interaction_id: uuid.UUID, now: dt.datetime | None = None) -> 
 def _reserve(row: Interaction, work: Work, policy: domain.QueuePolicy, decision: domain.Decision, *,
              side: str, available: int) -> bool:
     """Lock the chosen agent, recount their load, and offer. False if the agent has no room after all."""
-    agent = (Agent.objects.select_for_update().select_related("user").prefetch_related("skills")
-             .filter(user__username=decision.agent_id).first())
+    agent = Agent.objects.select_for_update().filter(user__username=decision.agent_id).first()
     if agent is None or agent.presence != domain.AVAILABLE:
         return False
-    view = _view(agent, _loads([decision.agent_id]).get(decision.agent_id, {}))
-    if not domain.has_room(view, work.channel)[0]:
+    view = domain.AgentView(agent_id=decision.agent_id, presence=agent.presence, skills={},
+                            capacity=dict(agent.capacity or {}), voice_with_others=agent.voice_with_others,
+                            load=_loads([decision.agent_id]).get(decision.agent_id, {}))
+    if not domain.has_room(view, work.channel)[0]:  # recounted under the lock: the slot may be gone
         return False
     chosen = next(c for c in decision.candidates if c.agent_id == decision.agent_id)
     routed = InteractionRouted(agent_id=decision.agent_id, queue=work.queue, score=chosen.score,
