@@ -357,7 +357,7 @@ def work_route(*, interaction_id: uuid.UUID, now: dt.datetime | None = None) -> 
 def _reserve(row: Interaction, work: Work, policy: domain.QueuePolicy, decision: domain.Decision, *,
              side: str, available: int) -> bool:
     """Lock the chosen agent, recount their load, and offer. False if the agent has no room after all."""
-    agent = Agent.objects.select_for_update().filter(user__username=decision.agent_id).first()
+    agent = Agent.objects.select_for_update().select_related("user").filter(user__username=decision.agent_id).first()
     if agent is None or agent.presence != domain.AVAILABLE:
         return False
     view = domain.AgentView(agent_id=decision.agent_id, presence=agent.presence, skills={},
@@ -366,17 +366,22 @@ def _reserve(row: Interaction, work: Work, policy: domain.QueuePolicy, decision:
     if not domain.has_room(view, work.channel)[0]:  # recounted under the lock: the slot may be gone
         return False
     chosen = next(c for c in decision.candidates if c.agent_id == decision.agent_id)
-    routed = InteractionRouted(agent_id=decision.agent_id, queue=work.queue, score=chosen.score,
-                               priority=work.priority, side=side,
-                               explanation={**decision.explanation(), "available": available})
-    interaction_services.interaction_offer(interaction_id=row.id, agent_id=decision.agent_id, meta=SYSTEM,
-                                           facts=[routed])
+    _offer(agent, row, work, score=chosen.score, side=side,
+           explanation={**decision.explanation(), "available": available})
+    return True
+
+
+def _offer(agent: Agent, row: Interaction, work: Work, *, score: float, side: str, explanation: dict) -> None:
+    """Offer `row` to the locked `agent`: the decision and the offer in one append, the expiry, the push."""
+    agent_id = agent.user.get_username()
+    routed = InteractionRouted(agent_id=agent_id, queue=work.queue, score=score, priority=work.priority, side=side,
+                               explanation=explanation)
+    interaction_services.interaction_offer(interaction_id=row.id, agent_id=agent_id, meta=SYSTEM, facts=[routed])
     timeout = _offer_timeout(work.queue)
     expires_at = timezone.now() + dt.timedelta(seconds=timeout)
     Work.objects.filter(interaction_id=row.id).update(offer_expires_at=expires_at)
     _defer_expiry(str(row.id), timeout)
     _push_offer(agent, row, work, expires_at)
-    return True
 
 
 def _offer_timeout(queue: str) -> int:
@@ -429,15 +434,7 @@ def agent_route(*, agent_id: str, now: dt.datetime | None = None, limit: int = 5
             if row is None:
                 continue  # someone else is deciding about it right now
             decision = domain.Decision(agent_id, step[0], (now - work.enqueued_at).total_seconds(), (candidate,))
-            routed = InteractionRouted(agent_id=agent_id, queue=work.queue, score=candidate.score,
-                                       priority=work.priority, side="agent", explanation=decision.explanation())
-            interaction_services.interaction_offer(interaction_id=row.id, agent_id=agent_id, meta=SYSTEM,
-                                                   facts=[routed])
-            timeout = _offer_timeout(work.queue)
-            expires_at = timezone.now() + dt.timedelta(seconds=timeout)
-            Work.objects.filter(interaction_id=row.id).update(offer_expires_at=expires_at)
-            _defer_expiry(str(row.id), timeout)
-            _push_offer(agent, row, work, expires_at)
+            _offer(agent, row, work, score=candidate.score, side="agent", explanation=decision.explanation())
             load = {**load, work.channel: load.get(work.channel, 0) + 1}
             offered.append(str(row.id))
     return offered
