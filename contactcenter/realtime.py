@@ -29,11 +29,20 @@ def _ensure_loop() -> asyncio.AbstractEventLoop:
         return _loop
 
 
+_PARALLEL = 8  # sends in flight at once: a batch of a hundred must not open a hundred Redis connections
+
+
 async def _send_all(messages: list[tuple[str, dict]]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
-    results = await asyncio.gather(*(layer.group_send(group, msg) for group, msg in messages), return_exceptions=True)
+    gate = asyncio.Semaphore(_PARALLEL)
+
+    async def send(group: str, msg: dict) -> None:
+        async with gate:
+            await layer.group_send(group, msg)
+
+    results = await asyncio.gather(*(send(group, msg) for group, msg in messages), return_exceptions=True)
     for (group, _), result in zip(messages, results, strict=True):
         if isinstance(result, Exception):
             log.warning("push to %s failed: %s", group, result)

@@ -194,6 +194,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 # After a call, the agent is in after-call work until they wrap up, or at most this long.
 ROUTING_AFTER_CALL_SECONDS = env_int("ROUTING_AFTER_CALL_SECONDS", 60)
+ROUTING_BATCH = env_int("ROUTING_BATCH", 100)  # most offers one dispatch pass makes (one transaction)
+ROUTING_POOL = env_int("ROUTING_POOL", 10)  # best-ranked free agents scored per decision (ties with the last too)
+ROUTING_DISPATCH_FLAG_SECONDS = env_int("ROUTING_DISPATCH_FLAG_SECONDS", 5)
 # Routing work has its own queue, so a backlog of other jobs never delays an offer.
 CELERY_TASK_ROUTES = {"routing.tasks.*": {"queue": "routing"}}
 CELERY_BROKER_TRANSPORT_OPTIONS = {

@@ -317,6 +317,90 @@ def append(
     return positions
 
 
+# Several streams in one statement (routing offers a batch of interactions at once): every column varies by
+# row; the guard is per row (its stream must be at the expected version before the statement).
+_APPEND_STREAMS = f"""
+    WITH rows AS (
+        SELECT * FROM unnest(%(event_ids)b::uuid[], %(types)b::text[], %(versions)b::int[], %(stream_types)b::text[],
+                             %(stream_ids)b::uuid[], %(stream_versions)b::int[], %(expected)b::int[],
+                             %(customer_ids)b::uuid[], %(channels)b::text[], %(datas)b::text[]::jsonb[])
+             WITH ORDINALITY AS e(event_id, event_type, schema_version, stream_type, stream_id, stream_version,
+                                  expected, customer_id, channel, data, ord)
+    ), appended AS (
+        INSERT INTO {_COLUMNS_IN}
+        SELECT e.event_id, e.event_type, e.schema_version, e.stream_type, e.stream_id, e.stream_version,
+               e.customer_id, %(occurred_at)s, now(), %(correlation_id)s, %(causation_id)s, %(actor)s::jsonb,
+               e.channel, e.data
+        FROM rows e
+        WHERE e.expected = 0
+           OR EXISTS (SELECT 1 FROM events_event x WHERE x.stream_id = e.stream_id AND x.stream_version = e.expected)
+        ORDER BY e.ord
+        RETURNING position
+    )""" + _TO_OUTBOX
+
+
+@dataclass(frozen=True)
+class StreamAppend:
+    """One stream's part of `append_streams`: events for a stream that must be at `expected_version`."""
+
+    stream_type: str
+    stream_id: uuid.UUID
+    events: Sequence[Any]
+    expected_version: int
+    customer_id: uuid.UUID | None = None
+    channel: str = ""
+
+
+def append_streams(appends: Sequence[StreamAppend], *, meta: Metadata = Metadata(),
+                   occurred_at: dt.datetime | None = None) -> list[list[int]]:
+    """`append()` for several streams in one statement, all or nothing (one actor and correlation for all).
+
+    Raises ConcurrencyConflict if any stream is not at its expected
+    version; let it propagate out of the caller's `atomic()` block, which
+    rolls back the other streams' rows with everything else. Returns each
+    stream's new positions, in order.
+    """
+    appends = [a for a in appends if a.events]
+    if not appends:
+        return []
+    occurred_at = occurred_at or dt.datetime.now(dt.UTC)
+    key_cache: dict = {}
+    cols: dict[str, list] = {k: [] for k in ("types", "versions", "stream_types", "stream_ids", "stream_versions",
+                                             "expected", "customer_ids", "channels", "datas")}
+    for a in appends:
+        for k, instance in enumerate(a.events, start=1):
+            et = registry.type_of(instance)
+            cols["types"].append(et.name)
+            cols["versions"].append(et.version)
+            cols["stream_types"].append(a.stream_type)
+            cols["stream_ids"].append(a.stream_id)
+            cols["stream_versions"].append(a.expected_version + k)
+            cols["expected"].append(a.expected_version)
+            cols["customer_ids"].append(a.customer_id)
+            cols["channels"].append(a.channel or meta.channel)
+            cols["datas"].append(_stored_data(et, instance, a.customer_id, key_cache))
+    total = len(cols["types"])
+    params = {**cols, "event_ids": uuid7s(total), "occurred_at": occurred_at, "correlation_id": meta.correlation_id,
+              "causation_id": meta.causation_id, "actor": json.dumps(meta.actor.as_dict())}
+    with transaction.atomic(savepoint=False):
+        with raw_cursor() as cur:
+            try:
+                cur.execute(_APPEND_STREAMS, params, prepare=True)
+            except psycopg.errors.UniqueViolation as exc:
+                if exc.diag.constraint_name == _STREAM_VERSION_INDEX:
+                    raise ConcurrencyConflict(appends[0].stream_id, appends[0].expected_version) from None
+                raise
+            positions = [row[0] for row in cur.fetchall()]
+    if len(positions) != total:  # a stream behind its expected version: none of its rows went in
+        raise ConcurrencyConflict(appends[0].stream_id, appends[0].expected_version)
+    positions.sort()
+    out, k = [], 0
+    for a in appends:
+        out.append(positions[k:k + len(a.events)])
+        k += len(a.events)
+    return out
+
+
 # --- reads -----------------------------------------------------------------
 
 

@@ -3,7 +3,7 @@
 Routing counts agents' capacity from its own rows (routing.models.Work);
 they must never lag the interaction's state, or two workers could fill the
 same slot. So every service that changes an interaction's state row calls
-`changed(row, events)` before its transaction commits, and routing listens
+`changed(row, events)` (or `changed_many`) before its transaction commits, and routing listens
 (registered in RoutingConfig.ready). Interactions does not import routing.
 """
 
@@ -24,3 +24,14 @@ def listen(fn: Callable) -> Callable:
 def changed(row, new_events: list) -> None:
     for fn in _listeners:
         fn(row, new_events)
+
+
+def changed_many(changes: list[tuple]) -> None:
+    """`changed` for several rows at once: a listener with a `many` attribute gets them all in one call."""
+    for fn in _listeners:
+        many = getattr(fn, "many", None)
+        if many is not None:
+            many(changes)
+        else:
+            for row, new_events in changes:
+                fn(row, new_events)

@@ -121,6 +121,49 @@ def interaction_offer(*, interaction_id, agent_id: str, meta, facts: tuple = ())
     return _command(interaction_id, domain.decide_offer, meta=meta, agent_id=agent_id, facts=tuple(facts))
 
 
+def interactions_offer(offers: list[tuple[uuid.UUID, str, tuple]], *, meta) -> list[InteractionResult]:
+    """Offer several queued interactions, each to one agent, in one transaction and one append.
+
+    `offers`: (interaction_id, agent_id, facts) in the order to offer. The
+    same rule as `interaction_offer` decides each (a refused transition
+    raises before anything is written); routing offers a batch this way.
+    Emits interactions.InteractionOffered (after each one's facts).
+    """
+    if not offers:
+        return []
+    with transaction.atomic():
+        ids = [iid for iid, _, _ in offers]
+        rows = {r.id: r for r in Interaction.objects.select_for_update().filter(id__in=ids).order_by("id")}
+        changes, appends = [], []
+        for iid, agent_id, facts in offers:
+            row = rows[iid]  # KeyError: no such interaction (routing passes only rows it holds)
+            state = row.state()
+            new_events = [*facts, *domain.decide_offer(state, agent_id=agent_id)]
+            for event in new_events:
+                state = domain.evolve(state, event)
+            appends.append(store.StreamAppend("interaction", row.id, new_events, row.version, row.customer_id,
+                                              row.channel))
+            changes.append((row, state, new_events))
+        positions = store.append_streams(appends, meta=meta)
+        now = timezone.now()
+        for row, state, _ in changes:
+            row.take(state)
+            row.updated_at = now
+        with connection.cursor() as cur:
+            cur.execute(
+                """UPDATE interactions_interaction i
+                   SET status = c.status, queue = c.queue, agent_id = c.agent_id, version = c.version,
+                       updated_at = %s
+                   FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::int[])
+                        AS c(id, status, queue, agent_id, version)
+                   WHERE i.id = c.id""",
+                [now, [r.id for r, _, _ in changes], [r.status for r, _, _ in changes],
+                 [r.queue for r, _, _ in changes], [r.agent_id for r, _, _ in changes],
+                 [r.version for r, _, _ in changes]])
+        hooks.changed_many([(row, new_events) for row, _, new_events in changes])
+    return [InteractionResult(row, pos) for (row, _, _), pos in zip(changes, positions, strict=True)]
+
+
 def interaction_decline(*, interaction_id, agent_id: str, reason: str, meta) -> InteractionResult:
     """The offered agent rejects (or lets time out); back to the queue. Emits interactions.OfferDeclined."""
     return _command(interaction_id, domain.decide_decline, meta=meta, agent_id=agent_id, reason=reason)

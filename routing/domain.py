@@ -114,17 +114,21 @@ class Decision:
     step: int  # index of the expansion step in force (0: none yet)
     waited_seconds: float
     candidates: tuple[Candidate, ...]
+    qualified: int | None = None  # agents who met the skills and language (live routing scores the best of them)
 
     def explanation(self, limit: int = 10) -> dict:
         """What the routing event records: the step, and the best candidates first (eligible ones first).
 
-        `considered` counts the agents scored; live routing considers only
-        those PostgreSQL found qualified (routing.services adds how many were
-        `available` at all).
+        `considered` counts the agents scored. Live routing (routing.services)
+        scores the best-ranked free agents of those who qualify, ties
+        included; it adds how many `qualified` and how many were `available`.
         """
         ranked = sorted(self.candidates, key=lambda c: (not c.eligible, -c.score, c.agent_id))
-        return {"step": self.step, "waited_seconds": round(self.waited_seconds, 3),
-                "considered": len(self.candidates), "candidates": [c.as_dict() for c in ranked[:limit]]}
+        out = {"step": self.step, "waited_seconds": round(self.waited_seconds, 3),
+               "considered": len(self.candidates), "candidates": [c.as_dict() for c in ranked[:limit]]}
+        if self.qualified is not None:
+            out["qualified"] = self.qualified
+        return out
 
 
 def validate_policy(policy: QueuePolicy) -> None:
@@ -177,7 +181,6 @@ def has_room(agent: AgentView, channel: str) -> tuple[bool, str]:
 
 def evaluate(policy: QueuePolicy, work: WaitingView, agent: AgentView, *, step: tuple[int, int, bool]) -> Candidate:
     """One agent against one waiting interaction under the step in force."""
-    _, delta, secondary_admitted = step
     if agent.presence != AVAILABLE:
         return Candidate(agent.agent_id, False, 0.0, (f"presence {agent.presence}",))
     if agent.agent_id in work.declined_by:
@@ -185,6 +188,20 @@ def evaluate(policy: QueuePolicy, work: WaitingView, agent: AgentView, *, step: 
     ok, why = has_room(agent, work.channel)
     if not ok:
         return Candidate(agent.agent_id, False, 0.0, (why,))
+    candidate = qualify(policy, agent, step=step)
+    if candidate.eligible and work.preferred_agent == agent.agent_id:
+        return Candidate(agent.agent_id, True, candidate.score + PREFERRED_AGENT_BONUS,
+                         (*candidate.reasons, "preferred agent"))
+    return candidate
+
+
+def qualify(policy: QueuePolicy, agent: AgentView, *, step: tuple[int, int, bool]) -> Candidate:
+    """The part of `evaluate` that depends on the agent's skills and languages only: qualified, and the score.
+
+    Routing ranks agents for a queue with it once per pass, then evaluates
+    the best few against each interaction.
+    """
+    _, delta, secondary_admitted = step
     if policy.language and policy.language not in agent.languages:
         return Candidate(agent.agent_id, False, 0.0, (f"does not speak {policy.language}",))
     score, reasons = 0.0, []
@@ -201,9 +218,6 @@ def evaluate(policy: QueuePolicy, work: WaitingView, agent: AgentView, *, step: 
             if have >= max(MIN_PROFICIENCY, minimum + delta):
                 score += have / 2
                 reasons.append(f"secondary {skill} {have}")
-    if work.preferred_agent == agent.agent_id:
-        score += PREFERRED_AGENT_BONUS
-        reasons.append("preferred agent")
     return Candidate(agent.agent_id, True, score, tuple(reasons) or ("no skill required",))
 
 

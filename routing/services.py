@@ -18,8 +18,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import time
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass, field, replace
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -48,16 +50,64 @@ IN_HAND = (Work.OFFERED, Work.ASSIGNED)
 DEFAULT_QUEUE = "default"
 
 
-def _defer(task_name: str, *args) -> None:
-    """Queue a routing task once the transaction commits (a lost trigger is caught by the periodic sweep)."""
+DISPATCH_REQUESTED = "routing:dispatch-requested"  # Redis key: a dispatch task is queued and has not started
+
+
+def request_dispatch() -> None:
+    """Ask for a dispatch pass once the transaction commits; requests coalesce into one queued task.
+
+    The first request sets a Redis flag and queues `routing.tasks.dispatch`;
+    later requests see the flag and add nothing. The task clears the flag
+    before it reads anything, so work committed before any request is seen
+    by a pass that starts after it. The flag expires after a few seconds in
+    case its task is lost; a lost request is made up by the periodic sweep.
+    """
+    if any(fn is _send_dispatch for _, fn, _ in connection.run_on_commit):
+        return  # already asked for in this transaction
+    transaction.on_commit(_send_dispatch)
+
+
+def _send_dispatch() -> None:
+    from routing import tasks
+
+    try:
+        if _redis().set(DISPATCH_REQUESTED, "1", nx=True, ex=settings.ROUTING_DISPATCH_FLAG_SECONDS):
+            tasks.dispatch.delay()
+    except Exception:  # Redis away: the sweep (routing.tasks.sweep) routes it within seconds
+        log.warning("could not queue a routing dispatch; the sweep will pick the work up", exc_info=True)
+
+
+def dispatch_requested_clear() -> None:
+    """The dispatch task starts: later requests must queue another one."""
+    try:
+        _redis().delete(DISPATCH_REQUESTED)
+    except Exception:
+        log.warning("could not clear the dispatch request flag", exc_info=True)
+
+
+_redis_client = None
+
+
+def _redis():
+    global _redis_client
+    if _redis_client is None:
+        import redis
+
+        _redis_client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    return _redis_client
+
+
+def _defer_expiry(interaction_ids: list[str], timeout: int) -> None:
+    """One task expires the offers of a pass that share a timeout (the sweep expires any it misses)."""
 
     def send():
         from routing import tasks
 
         try:
-            getattr(tasks, task_name).delay(*args)
-        except Exception:  # Redis away: the sweep (routing.tasks.sweep) routes it within seconds
-            log.warning("could not queue %s%r; the sweep will pick it up", task_name, args, exc_info=True)
+            tasks.expire_offers.apply_async((interaction_ids,), countdown=timeout)
+        except Exception:
+            log.warning("could not schedule the expiry of %d offers; the sweep expires them", len(interaction_ids),
+                        exc_info=True)
 
     transaction.on_commit(send)
 
@@ -103,7 +153,7 @@ def _presence_write(agent: Agent, presence: str, reason: str, meta: Metadata) ->
     agent.save(update_fields=["version", "presence", "presence_reason", "presence_since", "missed_offers",
                               "idle_since"])
     if presence == domain.AVAILABLE:
-        _defer("route_agent", agent_id)
+        request_dispatch()
     change = {"agent_id": agent_id, "presence": presence, "reason": reason, "since": now.isoformat()}
     pk = agent.pk
     realtime.push_after_commit(lambda: [(realtime.agent_group(pk), {"type": "routing.presence", **change}),
@@ -152,9 +202,7 @@ def work_sync(row: Interaction, new_events: list) -> None:
                 work.priority = _priority(_policy(queue), work)
             work.status, work.agent_id, work.offer_expires_at = Work.WAITING, None, None
             work.save()
-        _defer("route_interaction", str(row.id))
-        if previous_agent:
-            _defer("route_agent", previous_agent)
+        request_dispatch()
     elif row.status in (idomain.OFFERED, idomain.ACTIVE, idomain.HELD):
         if work is None:
             work = _new_work(row, row.queue or DEFAULT_QUEUE)
@@ -168,9 +216,30 @@ def work_sync(row: Interaction, new_events: list) -> None:
         if work is not None:
             work.delete()
         if previous_agent:
-            _defer("route_agent", previous_agent)
+            request_dispatch()  # a slot is free
     _push_work(row, previous_agent)
     _after_call(row, new_events)
+
+
+def _work_sync_many(changes: list[tuple]) -> None:
+    """work_sync for a batch (interactions.hooks.changed_many): offers in one UPDATE, anything else one by one."""
+    offered = [(row, events) for row, events in changes
+               if row.status == idomain.OFFERED and any(isinstance(e, iev.InteractionOffered) for e in events)]
+    with connection.cursor() as cur:
+        cur.execute("""UPDATE routing_work w SET status = 'offered', agent_id = o.agent_id, updated_at = now()
+                       FROM unnest(%s::uuid[], %s::text[]) AS o(id, agent_id)
+                       WHERE w.interaction_id = o.id AND w.status = 'waiting'
+                       RETURNING w.interaction_id""",
+                    [[row.id for row, _ in offered], [row.agent_id for row, _ in offered]])
+        done = {r[0] for r in cur.fetchall()}
+    for row, events in changes:
+        if row.id not in done:
+            work_sync(row, events)
+    queues = sorted({row.queue or DEFAULT_QUEUE for row, _ in offered if row.id in done})
+    realtime.push_after_commit(lambda: [(realtime.WALLBOARD, {"type": "routing.queue", "queue": q}) for q in queues])
+
+
+work_sync.many = _work_sync_many
 
 
 def _push_work(row: Interaction, previous_agent: str | None) -> None:
@@ -190,18 +259,6 @@ def _push_work(row: Interaction, previous_agent: str | None) -> None:
         return out
 
     realtime.push_after_commit(messages)
-
-
-def _push_offer(agent: Agent, row: Interaction, work: Work, expires_at: dt.datetime) -> None:
-    """The offer on the agent's socket (after the commit); AgentConsumer attaches the customer's context.
-
-    Building the context there, in the web process and only for a desk that
-    is listening, keeps it off the routing worker's path.
-    """
-    pk = agent.pk
-    offer = {"interaction_id": str(row.id), "customer_id": str(row.customer_id), "channel": work.channel,
-             "queue": work.queue, "priority": work.priority, "expires_at": expires_at.isoformat()}
-    realtime.push_after_commit(lambda: [(realtime.agent_group(pk), {"type": "routing.offer", **offer})])
 
 
 def _after_call(row: Interaction, new_events: list) -> None:
@@ -242,7 +299,7 @@ def _priority(policy: domain.QueuePolicy, work: Work) -> int:
     return domain.priority(policy, work.view())
 
 
-# --- loads and candidates ---------------------------------------------------------------------------------
+# --- loads ----------------------------------------------------------------------------------------------
 
 
 def _loads(agent_ids: list[str]) -> dict[str, dict[str, int]]:
@@ -255,189 +312,388 @@ def _loads(agent_ids: list[str]) -> dict[str, dict[str, int]]:
     return loads
 
 
-def _view(agent: Agent, load: dict[str, int]) -> domain.AgentView:
-    return domain.AgentView(agent_id=agent.user.get_username(), presence=agent.presence,
-                            skills={s.skill_id: s.proficiency for s in agent.skills.all()},
-                            languages=tuple(agent.languages or ()), capacity=dict(agent.capacity or {}), load=load,
-                            voice_with_others=agent.voice_with_others, idle_since=agent.idle_since)
+# --- the dispatcher: routing decisions in batches ---------------------------------------------------------
+
+DISPATCH_LOCK = 0x524F555445  # pg advisory lock key ("ROUTE"): one dispatcher decides at a time
+IN_HAND_SQL = "('offered', 'assigned')"
 
 
-def _candidates(policy: domain.QueuePolicy, work: Work, now: dt.datetime) -> tuple[list[domain.AgentView], int]:
-    """The available agents who may take `work` under the step in force, found in SQL; and how many are available.
+@dataclass
+class Dispatch:
+    """What one dispatch pass did: a decision per waiting interaction it looked at, and the offers it made."""
 
-    PostgreSQL does the filtering that does not depend on scores (presence,
-    language, declines, each required skill at its relaxed minimum, a free
-    slot on the channel) and returns each candidate's skills and load with
-    it, so a decision among 1,000 agents is one query and scores only the
-    few who qualify. routing.domain.evaluate checks them all again (the voice
-    rule, secondary skills, the preferred agent) before one is chosen, and
-    the chosen one's slot is recounted under their row lock.
+    decisions: dict[uuid.UUID, domain.Decision] = field(default_factory=dict)
+    offered: list[tuple[uuid.UUID, str]] = field(default_factory=list)  # (interaction, agent)
+
+
+@dataclass
+class _Queue:
+    policy: domain.QueuePolicy
+    offer_timeout: int = 20
+    relaxed: int = 0  # the most relaxed proficiency delta of any expansion step
+
+
+@dataclass
+class _Agent:
+    pk: int
+    view: domain.AgentView
+
+
+def dispatch(*, interaction_ids: list[uuid.UUID] | None = None, agent_ids: list[str] | None = None,
+             now: dt.datetime | None = None, limit: int | None = None) -> Dispatch:
+    """Route waiting work to available agents: one pass, one transaction, many offers.
+
+    Both sides of routing are this one function. Waiting interactions are
+    taken highest priority first, then longest waiting (so an agent who
+    becomes available gets the most urgent work they qualify for), and each
+    goes to its best qualified agent (routing.domain.decide_route, the same
+    rules everywhere) among the agents still free after the decisions before
+    it. `interaction_ids` limits the pass to those interactions (interaction
+    side), `agent_ids` to those agents (agent side); neither: everything
+    that can be routed now, up to `limit` (ROUTING_BATCH).
+
+    Emits, per offer, routing.InteractionRouted (why: the step, the
+    candidates and their scores) and interactions.InteractionOffered, all in
+    one append. Safety: one dispatcher at a time (an advisory lock);
+    waiting interactions are locked (SKIP LOCKED: one a command is changing
+    is left for its own trigger), then the chosen agents are locked and
+    their load recounted before anything is offered, so a slot can never be
+    filled twice nor an interaction offered to two agents. Idempotent: what
+    is offered is no longer waiting, and a full agent gets nothing more.
     """
-    _, delta, _ = domain.step_in_force(policy, (now - work.enqueued_at).total_seconds())
-    skills = list(policy.skills)
-    needed = [max(domain.MIN_PROFICIENCY, policy.skills[k] + delta) for k in skills]
+    limit = limit or settings.ROUTING_BATCH
+    side = "agent" if agent_ids is not None else "interaction"
+    with transaction.atomic():
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", [DISPATCH_LOCK])
+            groups = _waiting_groups(cur, interaction_ids)
+        result = Dispatch()
+        if not groups:
+            return result
+        now = now or timezone.now()
+        queues = _queues({q for q, _ in groups})
+        agents, available = _available_agents(agent_ids)
+        qualified = _Qualified(queues, agents)
+        works = _lock_waiting(groups, queues, agents, qualified, interaction_ids, limit)
+        if not works:
+            return result
+        preferred = _preferred_agents(queues, works, now)
+        pending, offers = works, []
+        for _ in range(3):  # a chosen agent whose load changed meanwhile: decide those again
+            chosen = []
+            for work in pending:
+                q = queues[work.queue]
+                step = domain.step_in_force(q.policy, (now - work.enqueued_at).total_seconds())
+                ranked = qualified.ranked(work.queue, step)
+                favourite = preferred.get(work.interaction_id)
+                pool = _pool(ranked, agents, work, favourite, settings.ROUTING_POOL)
+                decision = domain.decide_route(q.policy, work.view(favourite), pool, now=now)
+                decision = replace(decision, qualified=len(ranked))
+                result.decisions[work.interaction_id] = decision
+                if decision.agent_id:
+                    _take(agents, decision.agent_id, work.channel, +1)
+                    chosen.append((work, decision))
+            confirmed, pending = _confirm(chosen, agents)
+            offers += confirmed
+            if not pending:
+                break
+        for work, _ in pending:
+            result.decisions[work.interaction_id] = domain.Decision(None, 0, 0.0, ())  # left waiting this pass
+        _offer_all(offers, queues, {name: a.pk for name, a in agents.items()}, side=side, available=available)
+        result.offered = [(w.interaction_id, d.agent_id) for w, d in offers]
+    return result
+
+
+def _waiting_groups(cur, interaction_ids) -> list[tuple[str, str]]:
+    """(queue, channel) pairs with waiting work (of those interactions)."""
+    if interaction_ids is None:
+        cur.execute("SELECT DISTINCT queue, channel FROM routing_work WHERE status = 'waiting'")
+    else:
+        cur.execute("SELECT DISTINCT queue, channel FROM routing_work WHERE status = 'waiting' "
+                    "AND interaction_id = ANY(%s)", [list(interaction_ids)])
+    return cur.fetchall()
+
+
+def _queues(names) -> dict[str, _Queue]:
+    found = {q.name: q for q in Queue.objects.filter(name__in=list(names)).prefetch_related("skills")}
+    out = {}
+    for name in names:
+        queue = found.get(name)
+        if queue is None:
+            out[name] = _Queue(domain.QueuePolicy(name=name))
+            continue
+        policy = queue.policy()
+        out[name] = _Queue(policy, queue.offer_timeout_seconds or 20,
+                           min([0, *(s.min_proficiency_delta for s in policy.expansion)]))
+    return out
+
+
+_json_memo: dict[str, object] = {}
+
+
+def _json(text):
+    """Agents share a handful of capacity and language values: parse each distinct one once per process."""
+    if not isinstance(text, str):
+        return text
+    value = _json_memo.get(text)
+    if value is None:
+        if len(_json_memo) > 10_000:
+            _json_memo.clear()
+        value = _json_memo[text] = json.loads(text)
+    return value
+
+
+def _available_agents(agent_ids: list[str] | None) -> tuple[dict[str, _Agent], int]:
+    """Available agents (of `agent_ids`) with their skills and current load; and how many are available in all."""
+    only = "" if agent_ids is None else "AND u.username = ANY(%(names)s)"
+    params = {"names": list(agent_ids or ())}
     with connection.cursor() as cur:
-        cur.execute(
-            """
-            SELECT u.username, a.presence, a.languages, a.capacity, a.voice_with_others, a.idle_since,
-                   (SELECT coalesce(jsonb_object_agg(s.skill_id, s.proficiency), '{}')
-                    FROM routing_agentskill s WHERE s.agent_id = a.id),
-                   (SELECT coalesce(jsonb_object_agg(l.channel, l.n), '{}')
-                    FROM (SELECT w.channel, count(*) AS n FROM routing_work w
-                          WHERE w.agent_id = u.username AND w.status IN ('offered', 'assigned')
-                          GROUP BY w.channel) l),
-                   (SELECT count(*) FROM routing_agent WHERE presence = 'available')
+        cur.execute(f"""
+            SELECT a.id, u.username, a.languages::text, a.capacity::text, a.voice_with_others, a.idle_since
             FROM routing_agent a JOIN auth_user u ON u.id = a.user_id
-            WHERE a.presence = 'available'
-              AND NOT (u.username = ANY(%(declined)s))
-              AND (%(language)s = '' OR a.languages ? %(language)s)
-              AND NOT EXISTS (
-                  SELECT 1 FROM unnest(%(skills)s::text[], %(needed)s::int[]) AS r(skill, needed)
-                  WHERE NOT EXISTS (SELECT 1 FROM routing_agentskill s
-                                    WHERE s.agent_id = a.id AND s.skill_id = r.skill AND s.proficiency >= r.needed))
-              AND coalesce((a.capacity ->> %(channel)s)::int, 0) > (
-                  SELECT count(*) FROM routing_work w
-                  WHERE w.agent_id = u.username AND w.channel = %(channel)s AND w.status IN ('offered', 'assigned'))
-            """,
-            {"declined": list(work.declined_by), "language": policy.language, "skills": skills, "needed": needed,
-             "channel": work.channel},
-        )
+            WHERE a.presence = 'available' {only}""", params)
         rows = cur.fetchall()
-    available = rows[0][8] if rows else Agent.objects.filter(presence=domain.AVAILABLE).count()
-    def js(value):  # Django leaves jsonb as text on raw cursors (JSONField parses it itself)
-        return json.loads(value) if isinstance(value, str) else (value or {})
+        names = [r[1] for r in rows]
+        skills: dict[int, dict[str, int]] = defaultdict(dict)
+        loads: dict[str, dict[str, int]] = defaultdict(dict)
+        if rows:
+            cur.execute("SELECT agent_id, skill_id, proficiency FROM routing_agentskill WHERE agent_id = ANY(%s)",
+                        [[r[0] for r in rows]])
+            for agent_pk, skill, level in cur.fetchall():
+                skills[agent_pk][skill] = level
+            cur.execute(f"SELECT agent_id, channel, count(*) FROM routing_work WHERE status IN {IN_HAND_SQL} "
+                        "AND agent_id = ANY(%s) GROUP BY 1, 2", [names])
+            for name, channel, n in cur.fetchall():
+                loads[name][channel] = n
+        if agent_ids is None:
+            available = len(rows)
+        else:
+            cur.execute("SELECT count(*) FROM routing_agent WHERE presence = 'available'")
+            available = cur.fetchone()[0]
+    agents = {
+        r[1]: _Agent(r[0], domain.AgentView(agent_id=r[1], presence=domain.AVAILABLE, skills=skills[r[0]],
+                                            languages=tuple(_json(r[2]) or ()), capacity=_json(r[3]) or {},
+                                            load=loads[r[1]], voice_with_others=r[4], idle_since=r[5]))
+        for r in rows}
+    return agents, available
 
-    views = [domain.AgentView(agent_id=r[0], presence=r[1], languages=tuple(js(r[2]) or ()), capacity=js(r[3]),
-                              voice_with_others=r[4], idle_since=r[5], skills=js(r[6]), load=js(r[7]))
-             for r in rows]
-    return views, available
+
+class _Qualified:
+    """Per queue and expansion step, the agents who qualify (language, skills), best score first (once per pass)."""
+
+    def __init__(self, queues: dict[str, _Queue], agents: dict[str, _Agent]):
+        self.queues, self.agents, self.memo = queues, agents, {}
+
+    def ranked(self, queue: str, step: tuple[int, int, bool]) -> list[tuple[str, float]]:
+        key = (queue, step[1], step[2])
+        found = self.memo.get(key)
+        if found is None:
+            policy = self.queues[queue].policy
+            scored = [(name, domain.qualify(policy, a.view, step=step)) for name, a in self.agents.items()]
+            found = self.memo[key] = sorted(((n, c.score) for n, c in scored if c.eligible), key=lambda x: -x[1])
+        return found
+
+    def relaxed(self, queue: str) -> list[str]:
+        return [name for name, _ in self.ranked(queue, (0, self.queues[queue].relaxed, False))]
 
 
-def _preferred_agent(policy: domain.QueuePolicy, work: Work, now: dt.datetime) -> str | None:
-    if not policy.preferred_agent_hours:
-        return None
-    return (Interaction.objects.filter(customer_id=work.customer_id, status=idomain.RESOLVED,
-                                       updated_at__gte=now - dt.timedelta(hours=policy.preferred_agent_hours))
-            .exclude(agent_id=None).order_by("-updated_at").values_list("agent_id", flat=True).first())
+def _pool(ranked: list[tuple[str, float]], agents: dict[str, _Agent], work: Work, preferred: str | None,
+          size: int) -> list[domain.AgentView]:
+    """The agents routing.domain.decide_route chooses among: the `size` best-scoring free ones, every agent
+    tied with the last of them (the tie-break decides between equals), and the preferred agent if free."""
+    declined, pool, cutoff = set(work.declined_by), [], None
+    for name, score in ranked:
+        if cutoff is not None and score < cutoff:
+            break
+        agent = agents.get(name)
+        if agent is None or name in declined or not domain.has_room(agent.view, work.channel)[0]:
+            continue
+        pool.append(agent.view)
+        if len(pool) == size:
+            cutoff = score
+    if preferred and preferred in agents and all(v.agent_id != preferred for v in pool):
+        pool.append(agents[preferred].view)  # decide_route checks them like anyone else
+    return pool
 
 
-# --- routing ----------------------------------------------------------------------------------------------
+def _take(agents: dict[str, _Agent], name: str, channel: str, n: int) -> None:
+    view = agents[name].view
+    load = dict(view.load)
+    load[channel] = load.get(channel, 0) + n
+    agents[name].view = replace(view, load=load)
+
+
+def _free(view: domain.AgentView, channel: str) -> int:
+    if not domain.has_room(view, channel)[0]:
+        return 0
+    return view.capacity.get(channel, 0) - view.load.get(channel, 0)
+
+
+def _lock_waiting(groups, queues, agents, qualified, interaction_ids, limit) -> list[Work]:
+    """Lock the waiting interactions this pass decides about; their Work rows, most urgent first.
+
+    Without `interaction_ids`: per queue and channel, at most as many as the
+    qualified agents have free slots (so work no one can take now does not
+    crowd out work someone can), skipping work every such agent declined.
+    """
+    with connection.cursor() as cur:
+        if interaction_ids is None:
+            q_names, q_channels, q_limits, q_agents = [], [], [], []
+            for queue, channel in groups:
+                names = [a for a in qualified.relaxed(queue) if _free(agents[a].view, channel)]
+                slots = sum(_free(agents[a].view, channel) for a in names)
+                if slots:
+                    q_names.append(queue)
+                    q_channels.append(channel)
+                    q_limits.append(min(slots, limit))
+                    q_agents.append(json.dumps(names))
+            if not q_names:
+                return []
+            cur.execute("""
+                SELECT w.interaction_id FROM unnest(%s::text[], %s::text[], %s::int[], %s::jsonb[])
+                     AS g(queue, channel, lim, agents)
+                CROSS JOIN LATERAL (
+                    SELECT w.interaction_id, w.priority, w.enqueued_at FROM routing_work w
+                    WHERE w.status = 'waiting' AND w.queue = g.queue AND w.channel = g.channel
+                      AND (w.declined_by = '[]'::jsonb OR NOT (w.declined_by @> g.agents))
+                    ORDER BY w.priority DESC, w.enqueued_at LIMIT g.lim) w
+                ORDER BY w.priority DESC, w.enqueued_at LIMIT %s""",
+                        [q_names, q_channels, q_limits, q_agents, limit])
+            interaction_ids = [r[0] for r in cur.fetchall()]
+        cur.execute("SELECT id FROM interactions_interaction WHERE id = ANY(%s) AND status = %s "
+                    "ORDER BY id FOR UPDATE SKIP LOCKED", [list(interaction_ids), idomain.QUEUED])
+        locked = [r[0] for r in cur.fetchall()]
+    # Read after the lock: Work changes only under the interaction's lock, so these rows are current.
+    return list(Work.objects.filter(interaction_id__in=locked, status=Work.WAITING)
+                .order_by("-priority", "enqueued_at", "interaction_id"))
+
+
+def _preferred_agents(queues: dict[str, _Queue], works: list[Work], now: dt.datetime) -> dict[uuid.UUID, str]:
+    """Per interaction: who last resolved something for its customer within its queue's window (one query)."""
+    wanted = [w for w in works if queues[w.queue].policy.preferred_agent_hours]
+    if not wanted:
+        return {}
+    hours = max(queues[w.queue].policy.preferred_agent_hours for w in wanted)
+    last = {c: (a, at) for c, a, at in Interaction.objects.filter(
+        customer_id__in={w.customer_id for w in wanted}, status=idomain.RESOLVED,
+        updated_at__gte=now - dt.timedelta(hours=hours)).exclude(agent_id=None)
+        .order_by("customer_id", "-updated_at").distinct("customer_id").values_list("customer_id", "agent_id",
+                                                                                      "updated_at")}
+    out = {}
+    for w in wanted:
+        found = last.get(w.customer_id)
+        if found and found[1] >= now - dt.timedelta(hours=queues[w.queue].policy.preferred_agent_hours):
+            out[w.interaction_id] = found[0]
+    return out
+
+
+def _confirm(chosen: list, agents: dict[str, _Agent]) -> tuple[list, list]:
+    """Lock the chosen agents and recount their load; (offers that still fit, work to decide again).
+
+    Agents are locked in one statement, in primary-key order, after the
+    interactions (the lock order). Their views are replaced by what the
+    locked rows say, so a second round decides on the truth.
+    """
+    if not chosen:
+        return [], []
+    names = sorted({d.agent_id for _, d in chosen})
+    with connection.cursor() as cur:
+        cur.execute("""SELECT u.username, a.presence, a.capacity::text, a.voice_with_others
+                       FROM routing_agent a JOIN auth_user u ON u.id = a.user_id
+                       WHERE u.username = ANY(%s) ORDER BY a.id FOR UPDATE OF a""", [names])
+        rows = {r[0]: r for r in cur.fetchall()}
+        cur.execute(f"SELECT agent_id, channel, count(*) FROM routing_work WHERE status IN {IN_HAND_SQL} "
+                    "AND agent_id = ANY(%s) GROUP BY 1, 2", [names])
+        fresh: dict[str, dict[str, int]] = defaultdict(dict)
+        for name, channel, n in cur.fetchall():
+            fresh[name][channel] = n
+    for name in names:
+        row = rows.get(name)
+        if row is None or row[1] != domain.AVAILABLE:
+            agents.pop(name, None)
+        else:
+            agents[name].view = replace(agents[name].view, capacity=_json(row[2]) or {}, voice_with_others=row[3],
+                                        load=dict(fresh[name]))
+    confirmed, again = [], []
+    for work, decision in chosen:
+        agent = agents.get(decision.agent_id)
+        if agent is not None and domain.has_room(agent.view, work.channel)[0]:
+            _take(agents, decision.agent_id, work.channel, +1)
+            confirmed.append((work, decision))
+        else:
+            again.append(work)
+    return confirmed, again
+
+
+def _offer_all(offers: list, queues: dict[str, _Queue], pks: dict[str, int], *, side: str, available: int) -> None:
+    """The offers of a pass: one append for all, offer expiries (one task per timeout), one push."""
+    if not offers:
+        return
+    batch = []
+    for work, decision in offers:
+        chosen = next(c for c in decision.candidates if c.agent_id == decision.agent_id)
+        routed = InteractionRouted(agent_id=decision.agent_id, queue=work.queue, score=chosen.score,
+                                   priority=work.priority, side=side,
+                                   explanation={**decision.explanation(), "available": available})
+        batch.append((work.interaction_id, decision.agent_id, (routed,)))
+    interaction_services.interactions_offer(batch, meta=SYSTEM)
+    now = timezone.now()
+    by_timeout: dict[int, list[str]] = defaultdict(list)
+    ids, expiries = [], []
+    for work, _ in offers:
+        timeout = queues[work.queue].offer_timeout
+        by_timeout[timeout].append(str(work.interaction_id))
+        ids.append(work.interaction_id)
+        expiries.append(now + dt.timedelta(seconds=timeout))
+    with connection.cursor() as cur:
+        cur.execute("UPDATE routing_work w SET offer_expires_at = e.at FROM unnest(%s::uuid[], %s::timestamptz[]) "
+                    "AS e(id, at) WHERE w.interaction_id = e.id", [ids, expiries])
+    for timeout, expiring in by_timeout.items():
+        _defer_expiry(expiring, timeout)
+    # The offers on the agents' sockets, after the commit; AgentConsumer attaches the customer's context
+    # there, in the web process and only for a desk that is listening, off the routing worker's path.
+    messages = [(realtime.agent_group(pks[decision.agent_id]), {
+        "type": "routing.offer", "interaction_id": str(work.interaction_id), "customer_id": str(work.customer_id),
+        "channel": work.channel, "queue": work.queue, "priority": work.priority, "expires_at": at.isoformat()})
+        for (work, decision), at in zip(offers, expiries, strict=True)]
+    realtime.push_after_commit(lambda: messages)
 
 
 def work_route(*, interaction_id: uuid.UUID, now: dt.datetime | None = None) -> domain.Decision | None:
-    """Interaction side: offer a waiting interaction to the best available qualified agent.
+    """Interaction side: offer one waiting interaction to the best available qualified agent (a dispatch pass).
 
-    Emits routing.InteractionRouted (why) and interactions.InteractionOffered
-    in one transaction. Returns the decision (agent_id None: nobody
-    qualifies yet; it waits and the sweep tries again as criteria expand),
-    or None when the interaction is not waiting or is being changed by
-    someone else right now. Idempotent: once offered it is no longer
-    waiting, so a re-run (a redelivered task) decides nothing.
+    Returns the decision (agent_id None: nobody qualifies yet; it waits and
+    the sweep tries again as criteria expand), or None when the interaction
+    is not waiting or is being changed by someone else right now.
     """
-    with transaction.atomic():
-        row = (Interaction.objects.select_for_update(skip_locked=True)
-               .filter(id=interaction_id, status=idomain.QUEUED).first())
-        work = Work.objects.filter(interaction_id=interaction_id, status=Work.WAITING).first() if row else None
-        if work is None:
-            return None
-        now = now or timezone.now()
-        policy = _policy(work.queue)
-        agents, available = _candidates(policy, work, now)
-        view = work.view(_preferred_agent(policy, work, now))
-        excluded: set[str] = set()
-        while True:
-            decision = domain.decide_route(policy, view, [a for a in agents if a.agent_id not in excluded], now=now)
-            if decision.agent_id is None:
-                return decision
-            if _reserve(row, work, policy, decision, side="interaction", available=available):
-                return decision
-            excluded.add(decision.agent_id)  # lost a race for that agent's last slot: next best
+    return dispatch(interaction_ids=[interaction_id], now=now).decisions.get(interaction_id)
 
 
-def _reserve(row: Interaction, work: Work, policy: domain.QueuePolicy, decision: domain.Decision, *,
-             side: str, available: int) -> bool:
-    """Lock the chosen agent, recount their load, and offer. False if the agent has no room after all."""
-    agent = Agent.objects.select_for_update().select_related("user").filter(user__username=decision.agent_id).first()
-    if agent is None or agent.presence != domain.AVAILABLE:
-        return False
-    view = domain.AgentView(agent_id=decision.agent_id, presence=agent.presence, skills={},
-                            capacity=dict(agent.capacity or {}), voice_with_others=agent.voice_with_others,
-                            load=_loads([decision.agent_id]).get(decision.agent_id, {}))
-    if not domain.has_room(view, work.channel)[0]:  # recounted under the lock: the slot may be gone
-        return False
-    chosen = next(c for c in decision.candidates if c.agent_id == decision.agent_id)
-    _offer(agent, row, work, score=chosen.score, side=side,
-           explanation={**decision.explanation(), "available": available})
-    return True
+def agent_route(*, agent_id: str, now: dt.datetime | None = None) -> list[str]:
+    """Agent side: fill a free agent's slots with the most urgent waiting work they qualify for (a dispatch pass).
 
-
-def _offer(agent: Agent, row: Interaction, work: Work, *, score: float, side: str, explanation: dict) -> None:
-    """Offer `row` to the locked `agent`: the decision and the offer in one append, the expiry, the push."""
-    agent_id = agent.user.get_username()
-    routed = InteractionRouted(agent_id=agent_id, queue=work.queue, score=score, priority=work.priority, side=side,
-                               explanation=explanation)
-    interaction_services.interaction_offer(interaction_id=row.id, agent_id=agent_id, meta=SYSTEM, facts=[routed])
-    timeout = _offer_timeout(work.queue)
-    expires_at = timezone.now() + dt.timedelta(seconds=timeout)
-    Work.objects.filter(interaction_id=row.id).update(offer_expires_at=expires_at)
-    _defer_expiry(str(row.id), timeout)
-    _push_offer(agent, row, work, expires_at)
-
-
-def _offer_timeout(queue: str) -> int:
-    return Queue.objects.filter(name=queue).values_list("offer_timeout_seconds", flat=True).first() or 20
-
-
-def _defer_expiry(interaction_id: str, timeout: int) -> None:
-    def send():
-        from routing import tasks
-
-        try:
-            tasks.expire_offer.apply_async((interaction_id,), countdown=timeout)
-        except Exception:
-            log.warning("could not schedule the offer expiry of %s; the sweep expires it", interaction_id,
-                        exc_info=True)
-
-    transaction.on_commit(send)
-
-
-def agent_route(*, agent_id: str, now: dt.datetime | None = None, limit: int = 50) -> list[str]:
-    """Agent side: give a free agent the highest-priority, longest-waiting interactions they qualify for.
-
-    Fills the agent's free slots, one offer each (Emits
-    routing.InteractionRouted and interactions.InteractionOffered per
-    offer). Returns the interaction ids offered. Idempotent: a full or
-    unavailable agent gets nothing more.
+    Returns the interaction ids offered; nothing for an agent who is full or
+    not available.
     """
-    offered: list[str] = []
-    with transaction.atomic():
-        agent = (Agent.objects.select_for_update().select_related("user").prefetch_related("skills")
-                 .filter(user__username=agent_id, presence=domain.AVAILABLE).first())
-        if agent is None:
+    return [str(iid) for iid, _ in dispatch(agent_ids=[agent_id], now=now).offered]
+
+
+def dispatch_all(*, now: dt.datetime | None = None, budget_seconds: float = 2.0) -> int:
+    """Dispatch passes until one offers nothing; returns the offers made.
+
+    After `budget_seconds` of productive passes it stops and asks for
+    another dispatch task, so the worker gets to its other tasks (offer
+    expiries) in between.
+    """
+    started, offered = time.monotonic(), 0
+    while True:
+        made = len(dispatch(now=now).offered)
+        offered += made
+        if not made:
             return offered
-        now = now or timezone.now()
-        policies: dict[str, domain.QueuePolicy] = {}
-        load = _loads([agent_id]).get(agent_id, {})
-        waiting = (Work.objects.filter(status=Work.WAITING).exclude(declined_by__contains=[agent_id])
-                   .order_by("-priority", "enqueued_at")[:limit])
-        for work in waiting:
-            view = _view(agent, load)
-            if not domain.has_room(view, work.channel)[0]:
-                continue
-            policy = policies.get(work.queue) or policies.setdefault(work.queue, _policy(work.queue))
-            step = domain.step_in_force(policy, (now - work.enqueued_at).total_seconds())
-            candidate = domain.evaluate(policy, work.view(_preferred_agent(policy, work, now)), view, step=step)
-            if not candidate.eligible:
-                continue
-            row = (Interaction.objects.select_for_update(skip_locked=True)
-                   .filter(id=work.interaction_id, status=idomain.QUEUED).first())
-            if row is None:
-                continue  # someone else is deciding about it right now
-            decision = domain.Decision(agent_id, step[0], (now - work.enqueued_at).total_seconds(), (candidate,))
-            _offer(agent, row, work, score=candidate.score, side="agent", explanation=decision.explanation())
-            load = {**load, work.channel: load.get(work.channel, 0) + 1}
-            offered.append(str(row.id))
-    return offered
+        if time.monotonic() - started > budget_seconds:
+            request_dispatch()
+            return offered
 
 
 def offer_expire(*, interaction_id: uuid.UUID, now: dt.datetime | None = None) -> bool:
@@ -469,7 +725,7 @@ def offer_expire(*, interaction_id: uuid.UUID, now: dt.datetime | None = None) -
 
 
 def sweep(*, now: dt.datetime | None = None) -> dict:
-    """The periodic re-evaluation: expired offers, and every waiting interaction routed again.
+    """The periodic re-evaluation: expired offers, overflow, after-call timeouts, alarms, then dispatch passes.
 
     Waiting criteria expand with time (routing.domain.step_in_force), so an
     interaction nobody qualified for a minute ago may find an agent now; and a
@@ -481,11 +737,7 @@ def sweep(*, now: dt.datetime | None = None) -> dict:
     overflowed = _overflow_all(now)
     back = _after_call_timeouts(now)
     alarms = _service_level_alarms(now)
-    routed = 0
-    for interaction_id in Work.objects.filter(status=Work.WAITING).order_by("-priority", "enqueued_at") \
-            .values_list("interaction_id", flat=True)[:500]:
-        decision = work_route(interaction_id=interaction_id, now=now)
-        routed += bool(decision and decision.agent_id)
+    routed = dispatch_all(now=now)
     return {"expired": expired, "overflowed": overflowed, "after_call_ended": back, "routed": routed,
             "alarms": alarms}
 

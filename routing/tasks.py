@@ -26,6 +26,19 @@ def route_agent(agent_id: str) -> list[str]:
 
 
 @shared_task(**ROUTING)
+def dispatch() -> int:
+    """Route waiting work in batches (requested, coalesced, by whatever may make routing possible)."""
+    services.dispatch_requested_clear()
+    return services.dispatch_all()
+
+
+@shared_task(**ROUTING)
+def expire_offers(interaction_ids: list[str]) -> int:
+    """The offers of one dispatch pass that share a timeout, once it has passed."""
+    return sum(services.offer_expire(interaction_id=uuid.UUID(i)) for i in interaction_ids)
+
+
+@shared_task(**ROUTING)
 def expire_offer(interaction_id: str) -> bool:
     return services.offer_expire(interaction_id=uuid.UUID(interaction_id))
 

@@ -49,6 +49,27 @@ def test_stale_expected_version_is_a_conflict_and_writes_nothing():
     assert OutboxEntry.objects.count() == 1
 
 
+def test_append_streams_writes_several_streams_in_one_statement_and_a_stale_one_aborts_them_all():
+    a, b = register(name="Ada"), uuid.uuid4()
+    positions = store.append_streams([
+        store.StreamAppend("customer", a, [CustomerDetailsChanged(phone="+1 555 0100")], 1, a, "voice"),
+        store.StreamAppend("customer", b, [CustomerRegistered(display_name="Bo"), CustomerDetailsChanged(
+            phone="+1 555 0101")], 0, b, "chat"),
+    ], meta=Metadata(correlation_id=uuid.uuid4()))
+    assert len(positions[0]) == 1 and len(positions[1]) == 2 and positions[0][0] < positions[1][0] < positions[1][1]
+    assert [(e.stream_version, e.channel) for e in store.read_stream(a)] == [(1, ""), (2, "voice")]
+    assert [(e.stream_version, e.channel) for e in store.read_stream(b)] == [(1, "chat"), (2, "chat")]
+    assert store.read_stream(b)[1].event.phone == "+1 555 0101"  # personal data encrypted and read back
+    assert OutboxEntry.objects.count() == 4
+    before = Event.objects.count()
+    for stale in (1, 7):  # b is at 2: behind and ahead are both refused
+        with pytest.raises(ConcurrencyConflict), transaction.atomic():
+            store.append_streams([
+                store.StreamAppend("customer", a, [CustomerDetailsChanged(phone="1")], 2, a),
+                store.StreamAppend("customer", b, [CustomerDetailsChanged(phone="2")], stale, b)])
+    assert Event.objects.count() == before and OutboxEntry.objects.count() == 4  # a's row went too
+
+
 def test_concurrent_appends_to_one_stream_one_wins_one_conflicts():
     sid = register()
     barrier = threading.Barrier(2)

@@ -92,3 +92,37 @@ def test_invalid_policies_are_refused_naming_the_field(policy, field):
     with pytest.raises(domain.InvalidPolicy) as refused:
         domain.validate_policy(policy)
     assert refused.value.field == field
+
+
+@pytest.mark.parametrize("tie_break", domain.TIE_BREAKS)
+def test_the_dispatcher_s_short_list_chooses_exactly_as_scoring_every_agent(tie_break):
+    """routing.services scores only the best-ranked free agents (ties included): the choice must not change."""
+    import random
+    from types import SimpleNamespace
+
+    from routing.services import _Agent, _pool, _Qualified, _Queue
+
+    rnd = random.Random(7)
+    policy = QueuePolicy(name="billing", skills={"billing": 2, "tv": 1}, secondary={"sales": 2}, language="en",
+                         expansion=(ExpansionStep(30, -1, admit_secondary=True),), tie_break=tie_break)
+    for trial in range(200):
+        views = {}
+        for k in range(rnd.randint(1, 60)):
+            name = f"a{k}"
+            views[name] = _Agent(k, agent(
+                name, skills={s: rnd.choice([1, 4, 5]) for s in ("billing", "tv", "sales") if rnd.random() < 0.8},
+                languages=("en",) if rnd.random() < 0.9 else ("de",), capacity={"chat": 2, "voice": 1},
+                load={"chat": rnd.choice([0, 0, 1, 2])} if rnd.random() < 0.5 else {"voice": rnd.choice([0, 1])},
+                idle_since=NOW - dt.timedelta(seconds=rnd.randint(0, 600))))
+        work = waiting(waited=rnd.choice([0, 45]), channel=rnd.choice(["chat", "voice"]),
+                       declined_by=tuple(rnd.sample(sorted(views), min(2, len(views)))),
+                       preferred_agent=rnd.choice([None, "a0", "a3"]))
+        step = domain.step_in_force(policy, (NOW - work.enqueued_at).total_seconds())
+        ranked = _Qualified({"billing": _Queue(policy)}, views).ranked("billing", step)
+        row = SimpleNamespace(declined_by=list(work.declined_by), channel=work.channel)
+        short = domain.decide_route(policy, work, _pool(ranked, views, row, work.preferred_agent, 2), now=NOW)
+        full = domain.decide_route(policy, work, [a.view for a in views.values()], now=NOW)
+        assert short.agent_id == full.agent_id, trial
+        if full.agent_id:
+            best = max(c.score for c in full.candidates if c.eligible)
+            assert next(c.score for c in short.candidates if c.agent_id == short.agent_id) == best

@@ -38,7 +38,7 @@ def test_a_queued_interaction_is_offered_to_the_best_qualified_agent_with_the_re
     assert (routed.event_type, offered.event_type) == ("routing.InteractionRouted", "interactions.InteractionOffered")
     assert routed.data["agent_id"] == "bob" and routed.data["side"] == "interaction"
     why = routed.data["explanation"]
-    assert why["available"] == 3 and why["considered"] == 2  # cid (no billing) was filtered out in SQL
+    assert why["available"] == 3 and why["considered"] == 2  # cid (no billing) was never a candidate
     scores = {c["agent_id"]: (c["score"], c["reasons"]) for c in why["candidates"]}
     assert scores == {"bob": (5.0, ["billing 5"]), "ann": (3.0, ["billing 3"])}
     work = Work.objects.get(interaction_id=iid)
@@ -134,6 +134,7 @@ def test_racing_workers_never_exceed_capacity_nor_offer_one_interaction_twice():
         try:
             for iid in ids:
                 services.work_route(interaction_id=uuid.UUID(iid))
+                services.dispatch(limit=2)
             for name in ("ann", "bob", "cid"):
                 services.agent_route(agent_id=name)
         except Exception as exc:  # noqa: BLE001 (reported below)
@@ -154,6 +155,70 @@ def test_racing_workers_never_exceed_capacity_nor_offer_one_interaction_twice():
         per_agent[e.data["agent_id"]] = per_agent.get(e.data["agent_id"], 0) + 1
     assert per_agent == {"ann": 2, "bob": 2, "cid": 2}
     assert Work.objects.filter(status=Work.WAITING).count() == 6
+
+
+def test_one_dispatch_pass_offers_a_batch_most_urgent_first_within_capacity():
+    make_queue("billing", skills={"billing": 1}, vip_boost=10)
+    make_queue("sales", skills={"sales": 1}, priority=5)
+    make_agent("ann", skills={"billing": 5, "sales": 1}, capacity={"chat": 2})
+    make_agent("bob", skills={"billing": 2}, capacity={"chat": 2, "email": 1})
+    billing = [make_waiting("billing") for _ in range(5)]
+    sale = make_waiting("sales")
+    email = make_waiting("billing", channel="email")
+    result = services.dispatch()
+    offered = dict(result.offered)
+    # sales first (priority 5), then billing by waiting time; ann (billing 5) takes the first billing chat
+    assert [str(i) for i, _ in result.offered] == [sale, billing[0], billing[1], billing[2], email]
+    assert offered[uuid.UUID(sale)] == "ann" and offered[uuid.UUID(billing[0])] == "ann"
+    assert {offered[uuid.UUID(billing[1])], offered[uuid.UUID(billing[2])]} == {"bob"}
+    assert offered[uuid.UUID(email)] == "bob"
+    assert [status(i)[0] for i in billing[3:]] == ["queued", "queued"]  # every chat slot is taken
+    for iid, agent in result.offered:
+        routed, offer = store.read_stream(iid)[-2:]
+        assert routed.data["agent_id"] == offer.data["agent_id"] == agent
+        assert routed.recorded_at == offer.recorded_at  # decided and offered in one transaction
+    assert services.dispatch().offered == []  # nothing fits any more: idempotent
+    loads = {(w.agent_id, w.channel): 0 for w in Work.objects.exclude(agent_id=None)}
+    for w in Work.objects.exclude(agent_id=None):
+        loads[(w.agent_id, w.channel)] += 1
+    assert loads == {("ann", "chat"): 2, ("bob", "chat"): 2, ("bob", "email"): 1}
+
+
+def test_work_nobody_can_take_does_not_crowd_out_work_someone_can():
+    make_queue("billing")
+    make_queue("phones")
+    make_agent("ann", capacity={"chat": 1, "voice": 0})
+    calls = [make_waiting("phones", channel="voice") for _ in range(3)]  # nobody takes calls
+    declined = make_waiting("billing")
+    services.work_route(interaction_id=uuid.UUID(declined))
+    interaction_services.interaction_decline(interaction_id=declined, agent_id="ann", reason="no", meta=Metadata())
+    chat = make_waiting("billing")
+    result = services.dispatch(limit=1)
+    assert [(str(i), a) for i, a in result.offered] == [(chat, "ann")]  # not a call, not what ann declined
+    assert all(status(c) == ("queued", None) for c in calls) and status(declined) == ("queued", None)
+
+
+def test_routing_requests_coalesce_into_one_queued_dispatch_task():
+    from contactcenter.celery import app
+
+    def queued():
+        with app.connection_for_write() as conn:
+            return conn.default_channel.client.llen("routing")
+
+    services.dispatch_requested_clear()
+    with app.connection_for_write() as conn:
+        conn.default_channel.queue_purge("routing")
+    make_queue("billing")
+    make_waiting("billing")  # a request (nobody to route to; the task would find nothing)
+    make_waiting("billing")
+    services.agent_presence_set(agent_id=make_agent("ann", presence="offline").user.username, presence="available")
+    assert queued() == 1  # three requests, one task waiting for a worker
+    services.dispatch_requested_clear()  # what the task does first: a later request queues another
+    make_waiting("billing")
+    assert queued() == 2
+    with app.connection_for_write() as conn:
+        conn.default_channel.queue_purge("routing")
+    services.dispatch_requested_clear()
 
 
 def test_the_demo_data_routes_a_chat_and_a_call_to_the_right_agent(capsys):
