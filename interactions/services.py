@@ -20,6 +20,7 @@ from customers import services as customer_services
 from customers.identity import Identity
 from customers.models import Customer
 from events import store
+from events.db import raw_cursor
 from events.store import Metadata
 from interactions import domain, hooks
 from interactions.models import Case, Conversation, EmailMessage, Interaction, ProviderMessage
@@ -149,7 +150,7 @@ def interactions_offer(offers: list[tuple[uuid.UUID, str, tuple]], *, meta) -> l
         for row, state, _ in changes:
             row.take(state)
             row.updated_at = now
-        with connection.cursor() as cur:
+        with raw_cursor() as cur:
             cur.execute(
                 """UPDATE interactions_interaction i
                    SET status = c.status, queue = c.queue, agent_id = c.agent_id, version = c.version,
@@ -159,7 +160,7 @@ def interactions_offer(offers: list[tuple[uuid.UUID, str, tuple]], *, meta) -> l
                    WHERE i.id = c.id""",
                 [now, [r.id for r, _, _ in changes], [r.status for r, _, _ in changes],
                  [r.queue for r, _, _ in changes], [r.agent_id for r, _, _ in changes],
-                 [r.version for r, _, _ in changes]])
+                 [r.version for r, _, _ in changes]], prepare=True)
         hooks.changed_many([(row, new_events) for row, _, new_events in changes])
     return [InteractionResult(row, pos) for (row, _, _), pos in zip(changes, positions, strict=True)]
 

@@ -31,6 +31,7 @@ from django.utils import timezone
 from contactcenter.realtime import notify
 from customers.models import CustomerProfile
 from events import store
+from events.db import raw_cursor
 from events.store import Actor, Metadata
 from interactions import domain as idomain
 from interactions import events as iev
@@ -225,12 +226,12 @@ def _work_sync_many(changes: list[tuple]) -> None:
     """work_sync for a batch (interactions.hooks.changed_many): offers in one UPDATE, anything else one by one."""
     offered = [(row, events) for row, events in changes
                if row.status == idomain.OFFERED and any(isinstance(e, iev.InteractionOffered) for e in events)]
-    with connection.cursor() as cur:
+    with raw_cursor() as cur:
         cur.execute("""UPDATE routing_work w SET status = 'offered', agent_id = o.agent_id, updated_at = now()
                        FROM unnest(%s::uuid[], %s::text[]) AS o(id, agent_id)
                        WHERE w.interaction_id = o.id AND w.status = 'waiting'
                        RETURNING w.interaction_id""",
-                    [[row.id for row, _ in offered], [row.agent_id for row, _ in offered]])
+                    [[row.id for row, _ in offered], [row.agent_id for row, _ in offered]], prepare=True)
         done = {r[0] for r in cur.fetchall()}
     for row, events in changes:
         if row.id not in done:
@@ -333,10 +334,35 @@ class _Queue:
     relaxed: int = 0  # the most relaxed proficiency delta of any expansion step
 
 
-@dataclass
 class _Agent:
-    pk: int
-    view: domain.AgentView
+    """An agent during a pass: their configuration (`base`), current load and idle time.
+
+    routing.domain.has_room reads `load`, `capacity` and `voice_with_others`
+    straight from it; a full AgentView is built only for the few agents a
+    decision scores.
+    """
+
+    __slots__ = ("pk", "base", "load", "idle_since")
+
+    def __init__(self, pk: int, base: domain.AgentView, load: dict | None = None, idle_since=None):
+        self.pk, self.base = pk, base
+        self.load = dict(base.load) if load is None else load
+        self.idle_since = base.idle_since if idle_since is None else idle_since
+
+    @property
+    def capacity(self) -> dict:
+        return self.base.capacity
+
+    @property
+    def voice_with_others(self) -> bool:
+        return self.base.voice_with_others
+
+    @property
+    def view(self) -> domain.AgentView:
+        b = self.base
+        return domain.AgentView(agent_id=b.agent_id, presence=domain.AVAILABLE, skills=b.skills,
+                                languages=b.languages, capacity=b.capacity, load=dict(self.load),
+                                voice_with_others=b.voice_with_others, idle_since=self.idle_since)
 
 
 def dispatch(*, interaction_ids: list[uuid.UUID] | None = None, agent_ids: list[str] | None = None,
@@ -364,16 +390,17 @@ def dispatch(*, interaction_ids: list[uuid.UUID] | None = None, agent_ids: list[
     limit = limit or settings.ROUTING_BATCH
     side = "agent" if agent_ids is not None else "interaction"
     with transaction.atomic():
-        with connection.cursor() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(%s)", [DISPATCH_LOCK])
+        with raw_cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s::bigint)", [DISPATCH_LOCK], prepare=True)
             groups = _waiting_groups(cur, interaction_ids)
         result = Dispatch()
         if not groups:
             return result
         now = now or timezone.now()
-        queues = _queues({q for q, _ in groups})
-        agents, available = _available_agents(agent_ids)
-        qualified = _Qualified(queues, agents)
+        config = _config()
+        queues = config.queues_for({q for q, _ in groups})
+        agents, available = _available_agents(config, agent_ids, {q for q, _ in groups})
+        qualified = config.qualified
         works = _lock_waiting(groups, queues, agents, qualified, interaction_ids, limit)
         if not works:
             return result
@@ -407,25 +434,60 @@ def dispatch(*, interaction_ids: list[uuid.UUID] | None = None, agent_ids: list[
 def _waiting_groups(cur, interaction_ids) -> list[tuple[str, str]]:
     """(queue, channel) pairs with waiting work (of those interactions)."""
     if interaction_ids is None:
-        cur.execute("SELECT DISTINCT queue, channel FROM routing_work WHERE status = 'waiting'")
+        cur.execute("SELECT DISTINCT queue, channel FROM routing_work WHERE status = 'waiting'", prepare=True)
     else:
         cur.execute("SELECT DISTINCT queue, channel FROM routing_work WHERE status = 'waiting' "
-                    "AND interaction_id = ANY(%s)", [list(interaction_ids)])
+                    "AND interaction_id = ANY(%s::uuid[])", [list(interaction_ids)], prepare=True)
     return cur.fetchall()
 
 
-def _queues(names) -> dict[str, _Queue]:
-    found = {q.name: q for q in Queue.objects.filter(name__in=list(names)).prefetch_related("skills")}
-    out = {}
-    for name in names:
-        queue = found.get(name)
-        if queue is None:
-            out[name] = _Queue(domain.QueuePolicy(name=name))
-            continue
-        policy = queue.policy()
-        out[name] = _Queue(policy, queue.offer_timeout_seconds or 20,
-                           min([0, *(s.min_proficiency_delta for s in policy.expansion)]))
-    return out
+class _Config:
+    """What routing reads on every pass but rarely changes: agents' skills, languages and capacity, queue policies,
+    and per queue and expansion step the agents who qualify, best first. Kept per worker process between
+    passes; reloaded when routing_configversion moves (migration routing.0003: triggers bump it with any
+    change to those tables, in the same transaction)."""
+
+    def __init__(self, version: int | None):
+        self.version = version
+        self.agents: dict[str, _Agent] = {}  # by user name, presence and load left out
+        self.queues: dict[str, _Queue] = {}
+        self.qualified = _Qualified(self.queues, self.agents)
+        with connection.cursor() as cur:
+            cur.execute("""SELECT a.id, u.username, a.languages::text, a.capacity::text, a.voice_with_others
+                           FROM routing_agent a JOIN auth_user u ON u.id = a.user_id""")
+            rows = cur.fetchall()
+            cur.execute("SELECT agent_id, skill_id, proficiency FROM routing_agentskill")
+            skills: dict[int, dict[str, int]] = defaultdict(dict)
+            for agent_pk, skill, level in cur.fetchall():
+                skills[agent_pk][skill] = level
+        for pk, name, languages, capacity, voice in rows:
+            self.agents[name] = _Agent(pk, domain.AgentView(
+                agent_id=name, presence=domain.AVAILABLE, skills=skills[pk], languages=tuple(_json(languages) or ()),
+                capacity=_json(capacity) or {}, voice_with_others=voice))
+        self.pks = {a.pk: name for name, a in self.agents.items()}
+        for queue in Queue.objects.prefetch_related("skills"):
+            policy = queue.policy()
+            self.queues[queue.name] = _Queue(policy, queue.offer_timeout_seconds or 20,
+                                             min([0, *(s.min_proficiency_delta for s in policy.expansion)]))
+
+    def queues_for(self, names) -> dict[str, _Queue]:
+        for name in names:  # work in a queue nobody configured: routed with the default policy
+            self.queues.setdefault(name, _Queue(domain.QueuePolicy(name=name)))
+        return self.queues
+
+
+_cached: _Config | None = None
+
+
+def _config() -> _Config:
+    global _cached
+    with raw_cursor() as cur:
+        cur.execute("SELECT n FROM routing_configversion WHERE id = 1", prepare=True)
+        row = cur.fetchone()
+    version = row[0] if row else None
+    if _cached is None or version is None or _cached.version != version:
+        _cached = _Config(version)
+    return _cached
 
 
 _json_memo: dict[str, object] = {}
@@ -443,43 +505,38 @@ def _json(text):
     return value
 
 
-def _available_agents(agent_ids: list[str] | None) -> tuple[dict[str, _Agent], int]:
-    """Available agents (of `agent_ids`) with their skills and current load; and how many are available in all."""
-    only = "" if agent_ids is None else "AND u.username = ANY(%(names)s)"
-    params = {"names": list(agent_ids or ())}
-    with connection.cursor() as cur:
-        cur.execute(f"""
-            SELECT a.id, u.username, a.languages::text, a.capacity::text, a.voice_with_others, a.idle_since
-            FROM routing_agent a JOIN auth_user u ON u.id = a.user_id
-            WHERE a.presence = 'available' {only}""", params)
-        rows = cur.fetchall()
-        names = [r[1] for r in rows]
-        skills: dict[int, dict[str, int]] = defaultdict(dict)
+def _available_agents(config: _Config, agent_ids: list[str] | None, queues) -> tuple[dict[str, _Agent], int]:
+    """The available agents who qualify for any of `queues` at its most relaxed step (and are among
+    `agent_ids`), with their current load; and how many agents are available in all."""
+    names = {name for q in queues for name in config.qualified.relaxed(q)}
+    if agent_ids is not None:
+        names &= set(agent_ids)
+    pks = [config.agents[n].pk for n in names]
+    with raw_cursor() as cur:
+        cur.execute("""SELECT a.id, a.idle_since, (SELECT count(*) FROM routing_agent WHERE presence = 'available')
+                       FROM routing_agent a WHERE a.presence = 'available' AND a.id = ANY(%s::bigint[])""",
+                    [pks], prepare=True, binary=True)
+        found = cur.fetchall()
+        rows = [(config.pks[pk], idle) for pk, idle, _ in found if pk in config.pks]
         loads: dict[str, dict[str, int]] = defaultdict(dict)
         if rows:
-            cur.execute("SELECT agent_id, skill_id, proficiency FROM routing_agentskill WHERE agent_id = ANY(%s)",
-                        [[r[0] for r in rows]])
-            for agent_pk, skill, level in cur.fetchall():
-                skills[agent_pk][skill] = level
             cur.execute(f"SELECT agent_id, channel, count(*) FROM routing_work WHERE status IN {IN_HAND_SQL} "
-                        "AND agent_id = ANY(%s) GROUP BY 1, 2", [names])
+                        "AND agent_id = ANY(%s::text[]) GROUP BY 1, 2", [[name for name, _ in rows]], prepare=True)
             for name, channel, n in cur.fetchall():
                 loads[name][channel] = n
-        if agent_ids is None:
-            available = len(rows)
+            available = found[0][2]
         else:
             cur.execute("SELECT count(*) FROM routing_agent WHERE presence = 'available'")
             available = cur.fetchone()[0]
-    agents = {
-        r[1]: _Agent(r[0], domain.AgentView(agent_id=r[1], presence=domain.AVAILABLE, skills=skills[r[0]],
-                                            languages=tuple(_json(r[2]) or ()), capacity=_json(r[3]) or {},
-                                            load=loads[r[1]], voice_with_others=r[4], idle_since=r[5]))
-        for r in rows}
+    agents = {}
+    for name, idle in rows:
+        known = config.agents[name]
+        agents[name] = _Agent(known.pk, known.base, loads[name], idle)
     return agents, available
 
 
 class _Qualified:
-    """Per queue and expansion step, the agents who qualify (language, skills), best score first (once per pass)."""
+    """Per queue and expansion step, the agents who qualify (language, skills), best score first."""
 
     def __init__(self, queues: dict[str, _Queue], agents: dict[str, _Agent]):
         self.queues, self.agents, self.memo = queues, agents, {}
@@ -489,7 +546,7 @@ class _Qualified:
         found = self.memo.get(key)
         if found is None:
             policy = self.queues[queue].policy
-            scored = [(name, domain.qualify(policy, a.view, step=step)) for name, a in self.agents.items()]
+            scored = [(name, domain.qualify(policy, a.base, step=step)) for name, a in self.agents.items()]
             found = self.memo[key] = sorted(((n, c.score) for n, c in scored if c.eligible), key=lambda x: -x[1])
         return found
 
@@ -506,7 +563,7 @@ def _pool(ranked: list[tuple[str, float]], agents: dict[str, _Agent], work: Work
         if cutoff is not None and score < cutoff:
             break
         agent = agents.get(name)
-        if agent is None or name in declined or not domain.has_room(agent.view, work.channel)[0]:
+        if agent is None or name in declined or not domain.has_room(agent, work.channel)[0]:
             continue
         pool.append(agent.view)
         if len(pool) == size:
@@ -517,16 +574,14 @@ def _pool(ranked: list[tuple[str, float]], agents: dict[str, _Agent], work: Work
 
 
 def _take(agents: dict[str, _Agent], name: str, channel: str, n: int) -> None:
-    view = agents[name].view
-    load = dict(view.load)
+    load = agents[name].load
     load[channel] = load.get(channel, 0) + n
-    agents[name].view = replace(view, load=load)
 
 
-def _free(view: domain.AgentView, channel: str) -> int:
-    if not domain.has_room(view, channel)[0]:
+def _free(agent: _Agent, channel: str) -> int:
+    if not domain.has_room(agent, channel)[0]:
         return 0
-    return view.capacity.get(channel, 0) - view.load.get(channel, 0)
+    return agent.capacity.get(channel, 0) - agent.load.get(channel, 0)
 
 
 def _lock_waiting(groups, queues, agents, qualified, interaction_ids, limit) -> list[Work]:
@@ -536,12 +591,12 @@ def _lock_waiting(groups, queues, agents, qualified, interaction_ids, limit) -> 
     qualified agents have free slots (so work no one can take now does not
     crowd out work someone can), skipping work every such agent declined.
     """
-    with connection.cursor() as cur:
+    with raw_cursor() as cur:
         if interaction_ids is None:
             q_names, q_channels, q_limits, q_agents = [], [], [], []
             for queue, channel in groups:
-                names = [a for a in qualified.relaxed(queue) if _free(agents[a].view, channel)]
-                slots = sum(_free(agents[a].view, channel) for a in names)
+                names = [a for a in qualified.relaxed(queue) if a in agents and _free(agents[a], channel)]
+                slots = sum(_free(agents[a], channel) for a in names)
                 if slots:
                     q_names.append(queue)
                     q_channels.append(channel)
@@ -550,7 +605,7 @@ def _lock_waiting(groups, queues, agents, qualified, interaction_ids, limit) -> 
             if not q_names:
                 return []
             cur.execute("""
-                SELECT w.interaction_id FROM unnest(%s::text[], %s::text[], %s::int[], %s::jsonb[])
+                SELECT w.interaction_id FROM unnest(%s::text[], %s::text[], %s::int[], %s::text[]::jsonb[])
                      AS g(queue, channel, lim, agents)
                 CROSS JOIN LATERAL (
                     SELECT w.interaction_id, w.priority, w.enqueued_at FROM routing_work w
@@ -558,10 +613,10 @@ def _lock_waiting(groups, queues, agents, qualified, interaction_ids, limit) -> 
                       AND (w.declined_by = '[]'::jsonb OR NOT (w.declined_by @> g.agents))
                     ORDER BY w.priority DESC, w.enqueued_at LIMIT g.lim) w
                 ORDER BY w.priority DESC, w.enqueued_at LIMIT %s""",
-                        [q_names, q_channels, q_limits, q_agents, limit])
+                        [q_names, q_channels, q_limits, q_agents, limit], prepare=True)
             interaction_ids = [r[0] for r in cur.fetchall()]
-        cur.execute("SELECT id FROM interactions_interaction WHERE id = ANY(%s) AND status = %s "
-                    "ORDER BY id FOR UPDATE SKIP LOCKED", [list(interaction_ids), idomain.QUEUED])
+        cur.execute("SELECT id FROM interactions_interaction WHERE id = ANY(%s::uuid[]) AND status = %s "
+                    "ORDER BY id FOR UPDATE SKIP LOCKED", [list(interaction_ids), idomain.QUEUED], prepare=True)
         locked = [r[0] for r in cur.fetchall()]
     # Read after the lock: Work changes only under the interaction's lock, so these rows are current.
     return list(Work.objects.filter(interaction_id__in=locked, status=Work.WAITING)
@@ -597,13 +652,13 @@ def _confirm(chosen: list, agents: dict[str, _Agent]) -> tuple[list, list]:
     if not chosen:
         return [], []
     names = sorted({d.agent_id for _, d in chosen})
-    with connection.cursor() as cur:
+    with raw_cursor() as cur:
         cur.execute("""SELECT u.username, a.presence, a.capacity::text, a.voice_with_others
                        FROM routing_agent a JOIN auth_user u ON u.id = a.user_id
-                       WHERE u.username = ANY(%s) ORDER BY a.id FOR UPDATE OF a""", [names])
+                       WHERE u.username = ANY(%s::text[]) ORDER BY a.id FOR UPDATE OF a""", [names], prepare=True)
         rows = {r[0]: r for r in cur.fetchall()}
         cur.execute(f"SELECT agent_id, channel, count(*) FROM routing_work WHERE status IN {IN_HAND_SQL} "
-                    "AND agent_id = ANY(%s) GROUP BY 1, 2", [names])
+                    "AND agent_id = ANY(%s::text[]) GROUP BY 1, 2", [names], prepare=True)
         fresh: dict[str, dict[str, int]] = defaultdict(dict)
         for name, channel, n in cur.fetchall():
             fresh[name][channel] = n
@@ -612,12 +667,13 @@ def _confirm(chosen: list, agents: dict[str, _Agent]) -> tuple[list, list]:
         if row is None or row[1] != domain.AVAILABLE:
             agents.pop(name, None)
         else:
-            agents[name].view = replace(agents[name].view, capacity=_json(row[2]) or {}, voice_with_others=row[3],
-                                        load=dict(fresh[name]))
+            agent = agents[name]
+            agent.base = replace(agent.base, capacity=_json(row[2]) or {}, voice_with_others=row[3])
+            agent.load = dict(fresh[name])
     confirmed, again = [], []
     for work, decision in chosen:
         agent = agents.get(decision.agent_id)
-        if agent is not None and domain.has_room(agent.view, work.channel)[0]:
+        if agent is not None and domain.has_room(agent, work.channel)[0]:
             _take(agents, decision.agent_id, work.channel, +1)
             confirmed.append((work, decision))
         else:
@@ -645,9 +701,9 @@ def _offer_all(offers: list, queues: dict[str, _Queue], pks: dict[str, int], *, 
         by_timeout[timeout].append(str(work.interaction_id))
         ids.append(work.interaction_id)
         expiries.append(now + dt.timedelta(seconds=timeout))
-    with connection.cursor() as cur:
+    with raw_cursor() as cur:
         cur.execute("UPDATE routing_work w SET offer_expires_at = e.at FROM unnest(%s::uuid[], %s::timestamptz[]) "
-                    "AS e(id, at) WHERE w.interaction_id = e.id", [ids, expiries])
+                    "AS e(id, at) WHERE w.interaction_id = e.id", [ids, expiries], prepare=True)
     for timeout, expiring in by_timeout.items():
         _defer_expiry(expiring, timeout)
     # The offers on the agents' sockets, after the commit; AgentConsumer attaches the customer's context

@@ -221,6 +221,32 @@ def test_routing_requests_coalesce_into_one_queued_dispatch_task():
     services.dispatch_requested_clear()
 
 
+def test_the_cached_routing_configuration_follows_every_change_and_only_those():
+    def version():
+        with connection.cursor() as cur:
+            cur.execute("SELECT n FROM routing_configversion")
+            return cur.fetchone()[0]
+
+    make_queue("billing", skills={"billing": 4})
+    ann = make_agent("ann", skills={"billing": 2}, languages=["en"])
+    first = make_waiting("billing")
+    assert services.work_route(interaction_id=uuid.UUID(first)).agent_id is None
+    before = version()
+    services.agent_presence_set(agent_id="ann", presence="break")
+    services.agent_presence_set(agent_id="ann", presence="available")
+    assert version() == before  # presence is read on every pass; it does not reload the configuration
+    with connection.cursor() as cur:  # a change made in SQL, behind Django's back, counts too
+        cur.execute("UPDATE routing_agentskill SET proficiency = 4 WHERE agent_id = %s", [ann.pk])
+    assert version() > before
+    assert services.work_route(interaction_id=uuid.UUID(first)).agent_id == "ann"
+    make_queue("german", language="de")
+    second = make_waiting("german")
+    assert services.work_route(interaction_id=uuid.UUID(second)).agent_id is None
+    ann.languages = ["en", "de"]
+    ann.save(update_fields=["languages"])
+    assert services.work_route(interaction_id=uuid.UUID(second)).agent_id == "ann"
+
+
 def test_the_demo_data_routes_a_chat_and_a_call_to_the_right_agent(capsys):
     from django.core.management import call_command
 
