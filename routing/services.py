@@ -391,13 +391,15 @@ def dispatch(*, interaction_ids: list[uuid.UUID] | None = None, agent_ids: list[
     side = "agent" if agent_ids is not None else "interaction"
     with transaction.atomic():
         with raw_cursor() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(%s::bigint)", [DISPATCH_LOCK], prepare=True)
+            cur.execute("SELECT pg_advisory_xact_lock(%s::bigint), (SELECT n FROM routing_configversion WHERE id = 1)",
+                        [DISPATCH_LOCK], prepare=True)
+            version = cur.fetchone()[1]
             groups = _waiting_groups(cur, interaction_ids)
         result = Dispatch()
         if not groups:
             return result
         now = now or timezone.now()
-        config = _config()
+        config = _config(version)
         queues = config.queues_for({q for q, _ in groups})
         agents, available = _available_agents(config, agent_ids, {q for q, _ in groups})
         qualified = config.qualified
@@ -479,12 +481,9 @@ class _Config:
 _cached: _Config | None = None
 
 
-def _config() -> _Config:
+def _config(version: int | None) -> _Config:
+    """The cached configuration if it is at `version` (read from routing_configversion), else a fresh one."""
     global _cached
-    with raw_cursor() as cur:
-        cur.execute("SELECT n FROM routing_configversion WHERE id = 1", prepare=True)
-        row = cur.fetchone()
-    version = row[0] if row else None
     if _cached is None or version is None or _cached.version != version:
         _cached = _Config(version)
     return _cached
@@ -512,22 +511,29 @@ def _available_agents(config: _Config, agent_ids: list[str] | None, queues) -> t
     if agent_ids is not None:
         names &= set(agent_ids)
     pks = [config.agents[n].pk for n in names]
+    loads: dict[str, dict[str, int]] = defaultdict(dict)
     with raw_cursor() as cur:
-        cur.execute("""SELECT a.id, a.idle_since, (SELECT count(*) FROM routing_agent WHERE presence = 'available')
-                       FROM routing_agent a WHERE a.presence = 'available' AND a.id = ANY(%s::bigint[])""",
-                    [pks], prepare=True, binary=True)
+        # One statement: the agents still available, their idle time and what they hold (from Work, exact).
+        cur.execute(f"""SELECT x.name, a.idle_since,
+                               ARRAY(SELECT w.channel FROM routing_work w
+                                     WHERE w.agent_id = x.name AND w.status IN {IN_HAND_SQL}),
+                               (SELECT count(*) FROM routing_agent WHERE presence = 'available')
+                        FROM unnest(%s::bigint[], %s::text[]) AS x(id, name)
+                        JOIN routing_agent a ON a.id = x.id
+                        WHERE a.presence = 'available'""",
+                    [pks, [config.pks[pk] for pk in pks]], prepare=True, binary=True)
         found = cur.fetchall()
-        rows = [(config.pks[pk], idle) for pk, idle, _ in found if pk in config.pks]
-        loads: dict[str, dict[str, int]] = defaultdict(dict)
-        if rows:
-            cur.execute(f"SELECT agent_id, channel, count(*) FROM routing_work WHERE status IN {IN_HAND_SQL} "
-                        "AND agent_id = ANY(%s::text[]) GROUP BY 1, 2", [[name for name, _ in rows]], prepare=True)
-            for name, channel, n in cur.fetchall():
-                loads[name][channel] = n
-            available = found[0][2]
+        if found:
+            available = found[0][3]
         else:
             cur.execute("SELECT count(*) FROM routing_agent WHERE presence = 'available'")
             available = cur.fetchone()[0]
+    rows = []
+    for name, idle, channels, _ in found:
+        rows.append((name, idle))
+        load = loads[name]
+        for channel in channels:
+            load[channel] = load.get(channel, 0) + 1
     agents = {}
     for name, idle in rows:
         known = config.agents[name]
