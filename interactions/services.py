@@ -122,6 +122,10 @@ def interaction_offer(*, interaction_id, agent_id: str, meta, facts: tuple = ())
     return _command(interaction_id, domain.decide_offer, meta=meta, agent_id=agent_id, facts=tuple(facts))
 
 
+_ROW_FIELDS = [f.attname for f in Interaction._meta.concrete_fields]
+_ROW_COLUMNS = ", ".join(f.column for f in Interaction._meta.concrete_fields)
+
+
 def interactions_offer(offers: list[tuple[uuid.UUID, str, tuple]], *, meta) -> list[InteractionResult]:
     """Offer several queued interactions, each to one agent, in one transaction and one append.
 
@@ -134,7 +138,10 @@ def interactions_offer(offers: list[tuple[uuid.UUID, str, tuple]], *, meta) -> l
         return []
     with transaction.atomic():
         ids = [iid for iid, _, _ in offers]
-        rows = {r.id: r for r in Interaction.objects.select_for_update().filter(id__in=ids).order_by("id")}
+        with raw_cursor() as cur:
+            cur.execute(f"SELECT {_ROW_COLUMNS} FROM interactions_interaction WHERE id = ANY(%s::uuid[]) ORDER BY id "
+                        "FOR UPDATE", [ids], prepare=True, binary=True)
+            rows = {r.id: r for r in (Interaction.from_db("default", _ROW_FIELDS, v) for v in cur.fetchall())}
         changes, appends = [], []
         for iid, agent_id, facts in offers:
             row = rows[iid]  # KeyError: no such interaction (routing passes only rows it holds)

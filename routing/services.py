@@ -200,7 +200,7 @@ def work_sync(row: Interaction, new_events: list) -> None:
                 if not any(isinstance(e, InteractionOverflowed) for e in new_events):
                     work.enqueued_at = timezone.now()
                 work.queue, work.declined_by = queue, []
-                work.priority = _priority(_policy(queue), work)
+                work.priority = _priority(queue, work)
             work.status, work.agent_id, work.offer_expires_at = Work.WAITING, None, None
             work.save()
         request_dispatch()
@@ -286,7 +286,7 @@ def _new_work(row: Interaction, queue: str) -> Work:
     work = Work(interaction_id=row.id, queue=queue, channel=row.channel, customer_id=row.customer_id,
                 status=Work.WAITING, enqueued_at=timezone.now(), vip=bool(profile and profile != "none"),
                 repeat=repeat)
-    work.priority = _priority(_policy(queue), work)
+    work.priority = _priority(queue, work)
     work.save(force_insert=True)
     return work
 
@@ -296,7 +296,11 @@ def _policy(queue: str) -> domain.QueuePolicy:
     return found.policy() if found else domain.QueuePolicy(name=queue)
 
 
-def _priority(policy: domain.QueuePolicy, work: Work) -> int:
+def _priority(queue: str, work: Work) -> int:
+    """The work's priority in `queue` (routing.domain.priority), from the three columns it needs."""
+    found = Queue.objects.filter(name=queue).values_list("priority", "vip_boost", "repeat_boost").first()
+    policy = domain.QueuePolicy(queue, priority=found[0], vip_boost=found[1], repeat_boost=found[2]) if found \
+        else domain.QueuePolicy(queue)
     return domain.priority(policy, work.view())
 
 
@@ -624,9 +628,16 @@ def _lock_waiting(groups, queues, agents, qualified, interaction_ids, limit) -> 
         cur.execute("SELECT id FROM interactions_interaction WHERE id = ANY(%s::uuid[]) AND status = %s "
                     "ORDER BY id FOR UPDATE SKIP LOCKED", [list(interaction_ids), idomain.QUEUED], prepare=True)
         locked = [r[0] for r in cur.fetchall()]
-    # Read after the lock: Work changes only under the interaction's lock, so these rows are current.
-    return list(Work.objects.filter(interaction_id__in=locked, status=Work.WAITING)
-                .order_by("-priority", "enqueued_at", "interaction_id"))
+        # Read after the lock (a statement of its own): Work changes only under the interaction's lock, so
+        # these rows are current.
+        cur.execute(f"SELECT {_WORK_COLUMNS} FROM routing_work WHERE interaction_id = ANY(%s::uuid[]) "
+                    "AND status = 'waiting' ORDER BY priority DESC, enqueued_at, interaction_id", [locked],
+                    prepare=True, binary=True)
+        return [Work.from_db("default", _WORK_FIELDS, row) for row in cur.fetchall()]
+
+
+_WORK_FIELDS = [f.attname for f in Work._meta.concrete_fields]
+_WORK_COLUMNS = ", ".join(f.column for f in Work._meta.concrete_fields)
 
 
 def _preferred_agents(queues: dict[str, _Queue], works: list[Work], now: dt.datetime) -> dict[uuid.UUID, str]:
