@@ -597,9 +597,10 @@ def _free(agent: _Agent, channel: str) -> int:
 def _lock_waiting(groups, queues, agents, qualified, interaction_ids, limit) -> list[Work]:
     """Lock the waiting interactions this pass decides about; their Work rows, most urgent first.
 
-    Without `interaction_ids`: per queue and channel, at most as many as the
-    qualified agents have free slots (so work no one can take now does not
-    crowd out work someone can), skipping work every such agent declined.
+    Without `interaction_ids`: per queue and channel, only if some agent who
+    qualifies has a free slot, and at most about twice as many as those
+    slots (so work no one can take now does not crowd out work someone
+    can), skipping work every such agent declined.
     """
     with raw_cursor() as cur:
         if interaction_ids is None:
@@ -610,7 +611,9 @@ def _lock_waiting(groups, queues, agents, qualified, interaction_ids, limit) -> 
                 if slots:
                     q_names.append(queue)
                     q_channels.append(channel)
-                    q_limits.append(min(slots, limit))
+                    # A margin over the free slots: work that qualifies only after more waiting (an expansion
+                    # step) or that the free agents declined must not hide the work behind it.
+                    q_limits.append(min(2 * slots + 5, limit))
                     q_agents.append(json.dumps(names))
             if not q_names:
                 return []
@@ -752,17 +755,21 @@ def agent_route(*, agent_id: str, now: dt.datetime | None = None) -> list[str]:
 
 
 def dispatch_all(*, now: dt.datetime | None = None, budget_seconds: float = 2.0) -> int:
-    """Dispatch passes until one offers nothing; returns the offers made.
+    """Dispatch passes while they take a whole batch; returns the offers made.
 
-    After `budget_seconds` of productive passes it stops and asks for
-    another dispatch task, so the worker gets to its other tasks (offer
-    expiries) in between.
+    A pass looks at the work some free agent could take, up to
+    ROUTING_BATCH interactions, so one that looked at fewer left nothing
+    routable behind (work another transaction held is routed by that
+    transaction's own request).
+    After `budget_seconds` of full passes it stops and asks for another
+    dispatch task, so the worker gets to its other tasks (offer expiries)
+    in between.
     """
     started, offered = time.monotonic(), 0
     while True:
-        made = len(dispatch(now=now).offered)
-        offered += made
-        if not made:
+        result = dispatch(now=now)
+        offered += len(result.offered)
+        if not result.offered or len(result.decisions) < settings.ROUTING_BATCH:  # it saw all it could use
             return offered
         if time.monotonic() - started > budget_seconds:
             request_dispatch()
