@@ -139,7 +139,7 @@ def interactions_offer(offers: list[tuple[uuid.UUID, str, tuple]], *, meta) -> l
     with transaction.atomic():
         ids = [iid for iid, _, _ in offers]
         with raw_cursor() as cur:
-            cur.execute(f"SELECT {_ROW_COLUMNS} FROM interactions_interaction WHERE id = ANY(%s::uuid[]) ORDER BY id "
+            cur.execute(f"SELECT {_ROW_COLUMNS} FROM interactions_interaction WHERE id = ANY(%b::uuid[]) ORDER BY id "
                         "FOR UPDATE", [ids], prepare=True, binary=True)
             rows = {r.id: r for r in (Interaction.from_db("default", _ROW_FIELDS, v) for v in cur.fetchall())}
         changes, appends = [], []
@@ -162,7 +162,7 @@ def interactions_offer(offers: list[tuple[uuid.UUID, str, tuple]], *, meta) -> l
                 """UPDATE interactions_interaction i
                    SET status = c.status, queue = c.queue, agent_id = c.agent_id, version = c.version,
                        updated_at = %s
-                   FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::int[])
+                   FROM unnest(%b::uuid[], %b::text[], %b::text[], %b::text[], %b::int[])
                         AS c(id, status, queue, agent_id, version)
                    WHERE i.id = c.id""",
                 [now, [r.id for r, _, _ in changes], [r.status for r, _, _ in changes],

@@ -226,13 +226,15 @@ def _work_sync_many(changes: list[tuple]) -> None:
     """work_sync for a batch (interactions.hooks.changed_many): offers in one UPDATE, anything else one by one."""
     offered = [(row, events) for row, events in changes
                if row.status == idomain.OFFERED and any(isinstance(e, iev.InteractionOffered) for e in events)]
-    with raw_cursor() as cur:
-        cur.execute("""UPDATE routing_work w SET status = 'offered', agent_id = o.agent_id, updated_at = now()
-                       FROM unnest(%s::uuid[], %s::text[]) AS o(id, agent_id)
-                       WHERE w.interaction_id = o.id AND w.status = 'waiting'
-                       RETURNING w.interaction_id""",
-                    [[row.id for row, _ in offered], [row.agent_id for row, _ in offered]], prepare=True)
-        done = {r[0] for r in cur.fetchall()}
+    done: set = set()
+    if offered:
+        with raw_cursor() as cur:
+            cur.execute("""UPDATE routing_work w SET status = 'offered', agent_id = o.agent_id, updated_at = now()
+                           FROM unnest(%b::uuid[], %b::text[]) AS o(id, agent_id)
+                           WHERE w.interaction_id = o.id AND w.status = 'waiting'
+                           RETURNING w.interaction_id""",
+                        [[row.id for row, _ in offered], [row.agent_id for row, _ in offered]], prepare=True)
+            done = {r[0] for r in cur.fetchall()}
     for row, events in changes:
         if row.id not in done:
             work_sync(row, events)
@@ -405,46 +407,72 @@ def dispatch(*, interaction_ids: list[uuid.UUID] | None = None, agent_ids: list[
         now = now or timezone.now()
         config = _config(version)
         queues = config.queues_for({q for q, _ in groups})
-        agents, available = _available_agents(config, agent_ids, {q for q, _ in groups})
-        qualified = config.qualified
-        works = _lock_waiting(groups, queues, agents, qualified, interaction_ids, limit)
-        if not works:
+        try:  # first with the best-ranked agents only (enough, nearly always), else with everyone
+            decided = _decide(config, queues, groups, agent_ids, interaction_ids, limit, now, sample=True)
+        except _Incomplete:
+            decided = _decide(config, queues, groups, agent_ids, interaction_ids, limit, now, sample=False)
+        if decided is None:
             return result
-        preferred = _preferred_agents(queues, works, now)
-        pending, offers = works, []
-        for _ in range(3):  # a chosen agent whose load changed meanwhile: decide those again
-            chosen = []
-            for work in pending:
-                q = queues[work.queue]
-                step = domain.step_in_force(q.policy, (now - work.enqueued_at).total_seconds())
-                ranked = qualified.ranked(work.queue, step)
-                favourite = preferred.get(work.interaction_id)
-                pool = _pool(ranked, agents, work, favourite, settings.ROUTING_POOL)
-                decision = domain.decide_route(q.policy, work.view(favourite), pool, now=now)
-                decision = replace(decision, qualified=len(ranked))
-                result.decisions[work.interaction_id] = decision
-                if decision.agent_id:
-                    _take(agents, decision.agent_id, work.channel, +1)
-                    chosen.append((work, decision))
-            confirmed, pending = _confirm(chosen, agents)
-            offers += confirmed
-            if not pending:
-                break
-        for work, _ in pending:
-            result.decisions[work.interaction_id] = domain.Decision(None, 0, 0.0, ())  # left waiting this pass
+        result.decisions, offers, agents, available = decided
         _offer_all(offers, queues, {name: a.pk for name, a in agents.items()}, side=side, available=available)
         result.offered = [(w.interaction_id, d.agent_id) for w, d in offers]
     return result
 
 
-def _waiting_groups(cur, interaction_ids) -> list[tuple[str, str]]:
-    """(queue, channel) pairs with waiting work (of those interactions)."""
+class _Incomplete(Exception):
+    """A decision needs an agent the sampled read left out: read them all and decide again."""
+
+
+def _decide(config, queues, groups, agent_ids, interaction_ids, limit, now, *, sample: bool):
+    """Lock the work of this pass and decide each; (decisions, offers confirmed, agents, available) or None.
+
+    With `sample`, only the best-ranked agents of each queue are read from
+    the database (a few times the pool and the waiting work); a walk down a
+    ranking that reaches an agent not read raises _Incomplete, so the result
+    is always the one a read of every agent gives.
+    """
+    agents, available, fetched = _available_agents(config, agent_ids, groups, sample=sample)
+    qualified = config.qualified
+    works = _lock_waiting(groups, queues, agents, fetched, qualified, interaction_ids, limit)
+    if not works:
+        return None
+    preferred = _preferred_agents(queues, works, now)
+    decisions: dict = {}
+    pending, offers = works, []
+    for _ in range(3):  # a chosen agent whose load changed meanwhile: decide those again
+        chosen = []
+        for work in pending:
+            q = queues[work.queue]
+            step = domain.step_in_force(q.policy, (now - work.enqueued_at).total_seconds())
+            ranked = qualified.ranked(work.queue, step)
+            favourite = preferred.get(work.interaction_id)
+            pool = _pool(ranked, agents, fetched, work, favourite, settings.ROUTING_POOL)
+            decision = domain.decide_route(q.policy, work.view(favourite), pool, now=now)
+            decision = replace(decision, qualified=len(ranked))
+            decisions[work.interaction_id] = decision
+            if decision.agent_id:
+                _take(agents, decision.agent_id, work.channel, +1)
+                chosen.append((work, decision))
+        confirmed, pending = _confirm(chosen, agents)
+        offers += confirmed
+        if not pending:
+            break
+    for work in pending:
+        decisions[work.interaction_id] = domain.Decision(None, 0, 0.0, ())  # left waiting this pass
+    return decisions, offers, agents, available
+
+
+def _waiting_groups(cur, interaction_ids) -> dict[tuple[str, str], int]:
+    """(queue, channel) -> how many wait there (of those interactions)."""
     if interaction_ids is None:
-        cur.execute("SELECT DISTINCT queue, channel FROM routing_work WHERE status = 'waiting'", prepare=True)
+        cur.execute("SELECT queue, channel, count(*) FROM routing_work WHERE status = 'waiting' GROUP BY 1, 2",
+                    prepare=True)
+    elif not interaction_ids:
+        return {}
     else:
-        cur.execute("SELECT DISTINCT queue, channel FROM routing_work WHERE status = 'waiting' "
-                    "AND interaction_id = ANY(%s::uuid[])", [list(interaction_ids)], prepare=True)
-    return cur.fetchall()
+        cur.execute("SELECT queue, channel, count(*) FROM routing_work WHERE status = 'waiting' "
+                    "AND interaction_id = ANY(%b::uuid[]) GROUP BY 1, 2", [list(interaction_ids)], prepare=True)
+    return {(q, ch): n for q, ch, n in cur.fetchall()}
 
 
 class _Config:
@@ -508,21 +536,36 @@ def _json(text):
     return value
 
 
-def _available_agents(config: _Config, agent_ids: list[str] | None, queues) -> tuple[dict[str, _Agent], int]:
-    """The available agents who qualify for any of `queues` at its most relaxed step (and are among
-    `agent_ids`), with their current load; and how many agents are available in all."""
-    names = {name for q in queues for name in config.qualified.relaxed(q)}
+def _available_agents(config: _Config, agent_ids: list[str] | None, groups: dict, *, sample: bool
+                      ) -> tuple[dict[str, _Agent], int, set | None]:
+    """The available agents who qualify for the waiting queues at their most relaxed step (and are among
+    `agent_ids`), with their current load; how many agents are available in all; and which agents were read
+    (None: every one who qualifies). With `sample`, per queue only the best-ranked few."""
+    names: set[str] = set()
+    for (queue, _), waiting in groups.items():
+        ranked = config.qualified.ranked(queue, (0, config.queues[queue].relaxed, False))
+        k = 2 * waiting + 4 * settings.ROUTING_POOL + 16
+        if sample and k < len(ranked):  # the best k, and everyone tied with the k-th (the tie-break needs them)
+            edge = ranked[k - 1][1]
+            names.update(n for n, score in ranked if score >= edge)
+        else:
+            names.update(n for n, _ in ranked)
     if agent_ids is not None:
         names &= set(agent_ids)
+    fetched = names if sample else None
     pks = [config.agents[n].pk for n in names]
     loads: dict[str, dict[str, int]] = defaultdict(dict)
+    if not pks:
+        with raw_cursor() as cur:
+            cur.execute("SELECT count(*) FROM routing_agent WHERE presence = 'available'")
+            return {}, cur.fetchone()[0], fetched
     with raw_cursor() as cur:
         # One statement: the agents still available, their idle time and what they hold (from Work, exact).
         cur.execute(f"""SELECT x.name, a.idle_since,
                                ARRAY(SELECT w.channel FROM routing_work w
                                      WHERE w.agent_id = x.name AND w.status IN {IN_HAND_SQL}),
                                (SELECT count(*) FROM routing_agent WHERE presence = 'available')
-                        FROM unnest(%s::bigint[], %s::text[]) AS x(id, name)
+                        FROM unnest(%b::bigint[], %b::text[]) AS x(id, name)
                         JOIN routing_agent a ON a.id = x.id
                         WHERE a.presence = 'available'""",
                     [pks, [config.pks[pk] for pk in pks]], prepare=True, binary=True)
@@ -542,7 +585,7 @@ def _available_agents(config: _Config, agent_ids: list[str] | None, queues) -> t
     for name, idle in rows:
         known = config.agents[name]
         agents[name] = _Agent(known.pk, known.base, loads[name], idle)
-    return agents, available
+    return agents, available, fetched
 
 
 class _Qualified:
@@ -564,8 +607,8 @@ class _Qualified:
         return [name for name, _ in self.ranked(queue, (0, self.queues[queue].relaxed, False))]
 
 
-def _pool(ranked: list[tuple[str, float]], agents: dict[str, _Agent], work: Work, preferred: str | None,
-          size: int) -> list[domain.AgentView]:
+def _pool(ranked: list[tuple[str, float]], agents: dict[str, _Agent], fetched: set | None, work: Work,
+          preferred: str | None, size: int) -> list[domain.AgentView]:
     """The agents routing.domain.decide_route chooses among: the `size` best-scoring free ones, every agent
     tied with the last of them (the tie-break decides between equals), and the preferred agent if free."""
     declined, pool, cutoff = set(work.declined_by), [], None
@@ -573,11 +616,15 @@ def _pool(ranked: list[tuple[str, float]], agents: dict[str, _Agent], work: Work
         if cutoff is not None and score < cutoff:
             break
         agent = agents.get(name)
+        if agent is None and fetched is not None and name not in fetched:
+            raise _Incomplete(name)
         if agent is None or name in declined or not domain.has_room(agent, work.channel)[0]:
             continue
         pool.append(agent.view)
         if len(pool) == size:
             cutoff = score
+    if preferred and fetched is not None and preferred not in fetched and any(n == preferred for n, _ in ranked):
+        raise _Incomplete(preferred)
     if preferred and preferred in agents and all(v.agent_id != preferred for v in pool):
         pool.append(agents[preferred].view)  # decide_route checks them like anyone else
     return pool
@@ -594,7 +641,7 @@ def _free(agent: _Agent, channel: str) -> int:
     return agent.capacity.get(channel, 0) - agent.load.get(channel, 0)
 
 
-def _lock_waiting(groups, queues, agents, qualified, interaction_ids, limit) -> list[Work]:
+def _lock_waiting(groups, queues, agents, fetched, qualified, interaction_ids, limit) -> list[Work]:
     """Lock the waiting interactions this pass decides about; their Work rows, most urgent first.
 
     Without `interaction_ids`: per queue and channel, only if some agent who
@@ -605,35 +652,48 @@ def _lock_waiting(groups, queues, agents, qualified, interaction_ids, limit) -> 
     with raw_cursor() as cur:
         if interaction_ids is None:
             q_names, q_channels, q_limits, q_agents = [], [], [], []
-            for queue, channel in groups:
-                names = [a for a in qualified.relaxed(queue) if a in agents and _free(agents[a], channel)]
-                slots = sum(_free(agents[a], channel) for a in names)
+            for (queue, channel), waiting in groups.items():
+                names, slots, every = [], 0, True
+                for a in qualified.relaxed(queue):
+                    if a not in agents and fetched is not None and a not in fetched:
+                        raise _Incomplete(a)
+                    free = _free(agents[a], channel) if a in agents else 0
+                    if free:
+                        names.append(a)
+                        slots += free
+                        if slots >= waiting:  # room for all of them: nothing to crowd out, no need to count on
+                            every = False
+                            break
                 if slots:
                     q_names.append(queue)
                     q_channels.append(channel)
                     # A margin over the free slots: work that qualifies only after more waiting (an expansion
                     # step) or that the free agents declined must not hide the work behind it.
                     q_limits.append(min(2 * slots + 5, limit))
-                    q_agents.append(json.dumps(names))
+                    q_agents.append(json.dumps(names) if every else None)  # None: no decline filter
             if not q_names:
                 return []
             cur.execute("""
-                SELECT w.interaction_id FROM unnest(%s::text[], %s::text[], %s::int[], %s::text[]::jsonb[])
+                SELECT w.interaction_id FROM unnest(%b::text[], %b::text[], %b::int[], %b::text[]::jsonb[])
                      AS g(queue, channel, lim, agents)
                 CROSS JOIN LATERAL (
                     SELECT w.interaction_id, w.priority, w.enqueued_at FROM routing_work w
                     WHERE w.status = 'waiting' AND w.queue = g.queue AND w.channel = g.channel
-                      AND (w.declined_by = '[]'::jsonb OR NOT (w.declined_by @> g.agents))
+                      AND (g.agents IS NULL OR w.declined_by = '[]'::jsonb OR NOT (w.declined_by @> g.agents))
                     ORDER BY w.priority DESC, w.enqueued_at LIMIT g.lim) w
                 ORDER BY w.priority DESC, w.enqueued_at LIMIT %s""",
                         [q_names, q_channels, q_limits, q_agents, limit], prepare=True)
             interaction_ids = [r[0] for r in cur.fetchall()]
-        cur.execute("SELECT id FROM interactions_interaction WHERE id = ANY(%s::uuid[]) AND status = %s "
+        if not interaction_ids:
+            return []
+        cur.execute("SELECT id FROM interactions_interaction WHERE id = ANY(%b::uuid[]) AND status = %s "
                     "ORDER BY id FOR UPDATE SKIP LOCKED", [list(interaction_ids), idomain.QUEUED], prepare=True)
         locked = [r[0] for r in cur.fetchall()]
+        if not locked:
+            return []
         # Read after the lock (a statement of its own): Work changes only under the interaction's lock, so
         # these rows are current.
-        cur.execute(f"SELECT {_WORK_COLUMNS} FROM routing_work WHERE interaction_id = ANY(%s::uuid[]) "
+        cur.execute(f"SELECT {_WORK_COLUMNS} FROM routing_work WHERE interaction_id = ANY(%b::uuid[]) "
                     "AND status = 'waiting' ORDER BY priority DESC, enqueued_at, interaction_id", [locked],
                     prepare=True, binary=True)
         return [Work.from_db("default", _WORK_FIELDS, row) for row in cur.fetchall()]
@@ -675,10 +735,10 @@ def _confirm(chosen: list, agents: dict[str, _Agent]) -> tuple[list, list]:
     with raw_cursor() as cur:
         cur.execute("""SELECT u.username, a.presence, a.capacity::text, a.voice_with_others
                        FROM routing_agent a JOIN auth_user u ON u.id = a.user_id
-                       WHERE u.username = ANY(%s::text[]) ORDER BY a.id FOR UPDATE OF a""", [names], prepare=True)
+                       WHERE u.username = ANY(%b::text[]) ORDER BY a.id FOR UPDATE OF a""", [names], prepare=True)
         rows = {r[0]: r for r in cur.fetchall()}
         cur.execute(f"SELECT agent_id, channel, count(*) FROM routing_work WHERE status IN {IN_HAND_SQL} "
-                    "AND agent_id = ANY(%s::text[]) GROUP BY 1, 2", [names], prepare=True)
+                    "AND agent_id = ANY(%b::text[]) GROUP BY 1, 2", [names], prepare=True)
         fresh: dict[str, dict[str, int]] = defaultdict(dict)
         for name, channel, n in cur.fetchall():
             fresh[name][channel] = n
@@ -722,7 +782,7 @@ def _offer_all(offers: list, queues: dict[str, _Queue], pks: dict[str, int], *, 
         ids.append(work.interaction_id)
         expiries.append(now + dt.timedelta(seconds=timeout))
     with raw_cursor() as cur:
-        cur.execute("UPDATE routing_work w SET offer_expires_at = e.at FROM unnest(%s::uuid[], %s::timestamptz[]) "
+        cur.execute("UPDATE routing_work w SET offer_expires_at = e.at FROM unnest(%b::uuid[], %b::timestamptz[]) "
                     "AS e(id, at) WHERE w.interaction_id = e.id", [ids, expiries], prepare=True)
     for timeout, expiring in by_timeout.items():
         _defer_expiry(expiring, timeout)

@@ -120,7 +120,7 @@ def test_the_dispatcher_s_short_list_chooses_exactly_as_scoring_every_agent(tie_
         step = domain.step_in_force(policy, (NOW - work.enqueued_at).total_seconds())
         ranked = _Qualified({"billing": _Queue(policy)}, views).ranked("billing", step)
         row = SimpleNamespace(declined_by=list(work.declined_by), channel=work.channel)
-        short = domain.decide_route(policy, work, _pool(ranked, views, row, work.preferred_agent, 2), now=NOW)
+        short = domain.decide_route(policy, work, _pool(ranked, views, None, row, work.preferred_agent, 2), now=NOW)
         full = domain.decide_route(policy, work, [a.base for a in views.values()], now=NOW)
         assert short.agent_id == full.agent_id, trial
         if full.agent_id:
