@@ -239,7 +239,8 @@ def start_workers(b: Bench, tag: str) -> list[Proc]:
     env = dict(os.environ, DATABASE_URL=b.url, DEBUG="false", LOG_LEVEL="WARNING")
     procs = []
     for k in range(WORKERS):
-        cmd = [sys.executable, "-m", "celery", "-A", "contactcenter", "worker", "-Q", ROUTING_QUEUE, "-c", "1",
+        pool = ["-P", "solo"] if b.args.pool == "solo" else ["-c", "1"]
+        cmd = [sys.executable, "-m", "celery", "-A", "contactcenter", "worker", "-Q", ROUTING_QUEUE, *pool,
                "-n", f"routing{k}-{tag}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat",
                "-l", "WARNING"]
         procs.append(Proc(f"worker-{k}-{tag}", cmd, env, b.tmp))
@@ -783,7 +784,8 @@ with 5 of the 10 skills at proficiency 1-5, English (a quarter German too), capa
 registered (`customer_register`); interactions are created with `interaction_create(customer_id=...,
 queue=...)` spread evenly over the queues, so the mix is 30% chat, 25% email, 20% sms, 15% social,
 10% voice. Routing workers are 2 processes of `python -m celery -A contactcenter worker -Q routing
--c 1 --without-gossip --without-mingle --without-heartbeat` (prefork, one child each); beat (the
+-P solo --without-gossip --without-mingle --without-heartbeat` (the solo pool, as the README runs
+them; `--pool prefork` runs them with one prefork child each instead, for comparison); beat (the
 periodic sweep) does not run, so every decision comes from a trigger: whatever may make routing
 possible (an interaction queued, an agent available, a slot freed) asks for a dispatch after its
 commit, and the requests coalesce into one queued `routing.tasks.dispatch` task, which routes in
@@ -912,6 +914,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                                                 "(default 15 s)")
     p.add_argument("--window", type=float, help="figure 2: longest run, in seconds (default 60, quick 40)")
     p.add_argument("--docs", choices=("auto", "yes", "no"), default="auto")
+    p.add_argument("--pool", choices=("prefork", "solo"), default="solo",
+                   help="the workers' Celery pool: solo (tasks in the worker, as `make run` and the README run "
+                        "routing workers; default) or prefork with one child")
     a = p.parse_args(argv)
     a.agents = a.agents or (200 if a.quick else 1000)
     a.backlog = a.backlog or (1000 if a.quick else 10_000)
@@ -996,7 +1001,8 @@ def main(argv=None) -> int:
     print()
     durable = "server" in info and info["server"]["fsync"] == "on" and info["server"]["synchronous_commit"] != "off"
     write = args.docs == "yes" or (args.docs == "auto" and ok and not args.quick and durable and not changed
-                                   and args.agents == 1000 and args.backlog == 10_000 and args.rate == 50.0)
+                                   and args.agents == 1000 and args.backlog == 10_000 and args.rate == 50.0
+                                   and args.pool == "solo")
     if write:
         write_docs(b, info, elapsed)
     else:

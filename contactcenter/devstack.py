@@ -991,8 +991,12 @@ def _cmd_run() -> int:
             procs = {
                 "web": [py, "-m", "daphne", "-b", "127.0.0.1", "-p", str(web_port),
                         "contactcenter.asgi:application"],
-                "worker": [py, "-m", "celery", "-A", "contactcenter", "worker", "-Q", "routing,celery",
-                           "-l", "info", "--concurrency", "2"],
+                # Routing: the solo pool runs each task in the worker itself (prefork's hand-off to a child
+                # costs ~10 ms a task, see docs/BENCHMARKS.md); the default queue keeps prefork.
+                "routing": [py, "-m", "celery", "-A", "contactcenter", "worker", "-Q", "routing", "-P", "solo",
+                            "-n", "routing@%h", "-l", "info"],
+                "worker": [py, "-m", "celery", "-A", "contactcenter", "worker", "-Q", "celery",
+                           "-n", "worker@%h", "-l", "info", "--concurrency", "1"],
                 "beat": [py, "-m", "celery", "-A", "contactcenter", "beat", "-l", "info",
                          "--schedule", str(base_dir / "celerybeat-schedule")],
                 "relay": [py, "manage.py", "run_relay"],

@@ -198,6 +198,25 @@ def test_work_nobody_can_take_does_not_crowd_out_work_someone_can():
     assert all(status(c) == ("queued", None) for c in calls) and status(declined) == ("queued", None)
 
 
+def test_vip_customers_and_repeat_contacts_wait_with_their_boosts():
+    from customers import services as customer_services
+    from events.projection import get as get_projection
+    from events.replay import replay
+
+    make_queue("billing", priority=1, vip_boost=10, repeat_boost=3)
+    vip = customer_services.customer_register(display_name="Vera", meta=Metadata()).customer_id
+    customer_services.customer_change_details(customer_id=vip, expected_version=1, meta=Metadata(), vip_tier="gold")
+    replay(get_projection("customers.directory"), progress=False)  # the profile the boost reads
+    first = interaction_services.interaction_create(channel="chat", direction="inbound", meta=Metadata(),
+                                                    customer_id=vip, queue="billing").interaction
+    again = interaction_services.interaction_create(channel="email", direction="inbound", meta=Metadata(),
+                                                    customer_id=vip, case_id=first.case_id, queue="billing")
+    plain = make_waiting("billing")
+    priority = dict(Work.objects.values_list("interaction_id", "priority"))
+    assert priority[first.id] == 11 and priority[again.interaction.id] == 14 and priority[uuid.UUID(plain)] == 1
+    assert Work.objects.get(interaction_id=again.interaction.id).repeat
+
+
 def test_routing_requests_coalesce_into_one_queued_dispatch_task():
     from contactcenter.celery import app
 
