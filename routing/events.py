@@ -17,20 +17,22 @@ class AgentPresenceChanged:
     reason: str = ""
 
 
-@event("routing.InteractionRouted", version=1, emitted_by="routing.services.work_route")
+@event("routing.InteractionRouted", version=1, emitted_by="routing.services.dispatch")
 @dataclass(frozen=True)
 class InteractionRouted:
     """Routing chose this agent for the interaction (the offer follows in the same transaction).
 
     `explanation` says why: the expansion step in force, how long it had
-    waited, and the candidates considered with their scores and reasons.
+    waited, the candidates scored (the best-ranked free agents who qualify,
+    ties and the preferred agent included) with their scores and reasons,
+    how many `qualified` and how many agents were `available`.
     """
 
     agent_id: str
     queue: str
     score: float
     priority: int
-    side: str  # "interaction" (a new waiting interaction) or "agent" (an agent became free)
+    side: str  # "agent": a pass for agents who became free (agent_route); "interaction": any other pass
     explanation: dict = field(default_factory=dict)
 
 
