@@ -257,6 +257,20 @@ def _stored_data(et: registry.EventType, instance: Any, customer_id: uuid.UUID |
     return json.dumps(data)
 
 
+def _insert(sql: str, params: dict, stream_id: uuid.UUID, expected_version: int) -> list[int]:
+    """Run an append statement in the caller's transaction; the positions it returns. A second writer of the
+    same stream version (the unique index) is a ConcurrencyConflict."""
+    with transaction.atomic(savepoint=False):
+        with raw_cursor() as cur:
+            try:
+                cur.execute(sql, params, prepare=True)
+            except psycopg.errors.UniqueViolation as exc:
+                if exc.diag.constraint_name == _STREAM_VERSION_INDEX:
+                    raise ConcurrencyConflict(stream_id, expected_version) from None
+                raise
+            return [row[0] for row in cur.fetchall()]
+
+
 def append(
     *,
     stream_type: str,
@@ -303,15 +317,7 @@ def append(
     else:
         sql = _APPEND_MANY
         params.update(event_ids=uuid7s(len(events)), types=types, versions=versions, datas=datas)
-    with transaction.atomic(savepoint=False):
-        with raw_cursor() as cur:
-            try:
-                cur.execute(sql, params, prepare=True)
-            except psycopg.errors.UniqueViolation as exc:
-                if exc.diag.constraint_name == _STREAM_VERSION_INDEX:
-                    raise ConcurrencyConflict(stream_id, expected_version) from None
-                raise
-            positions = [row[0] for row in cur.fetchall()]
+    positions = _insert(sql, params, stream_id, expected_version)
     if not positions:
         raise ConcurrencyConflict(stream_id, expected_version)
     return positions
@@ -382,15 +388,7 @@ def append_streams(appends: Sequence[StreamAppend], *, meta: Metadata = Metadata
     total = len(cols["types"])
     params = {**cols, "event_ids": uuid7s(total), "occurred_at": occurred_at, "correlation_id": meta.correlation_id,
               "causation_id": meta.causation_id, "actor": json.dumps(meta.actor.as_dict())}
-    with transaction.atomic(savepoint=False):
-        with raw_cursor() as cur:
-            try:
-                cur.execute(_APPEND_STREAMS, params, prepare=True)
-            except psycopg.errors.UniqueViolation as exc:
-                if exc.diag.constraint_name == _STREAM_VERSION_INDEX:
-                    raise ConcurrencyConflict(appends[0].stream_id, appends[0].expected_version) from None
-                raise
-            positions = [row[0] for row in cur.fetchall()]
+    positions = _insert(_APPEND_STREAMS, params, appends[0].stream_id, appends[0].expected_version)
     if len(positions) != total:  # a stream behind its expected version: none of its rows went in
         raise ConcurrencyConflict(appends[0].stream_id, appends[0].expected_version)
     positions.sort()
