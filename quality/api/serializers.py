@@ -1,0 +1,81 @@
+from rest_framework import serializers
+from rest_framework.fields import empty
+
+from quality import kpis
+
+
+class KpiQuery(serializers.Serializer):
+    metric = serializers.ChoiceField(choices=sorted(kpis.metrics()))
+    group_by = serializers.CharField(required=False, default="",
+                                     help_text=f"comma-separated, any of: {', '.join(kpis.GROUPS)}")
+    # `from` is a Python keyword: the field is renamed in validate().
+    to = serializers.DateTimeField(help_text="end of the window (exclusive)")
+    tz = serializers.CharField(required=False, default="UTC", help_text="time zone of hour/day/week groups")
+
+    def to_internal_value(self, data):
+        errors, values = {}, {}
+        try:
+            values = super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            errors.update(exc.detail)
+        try:
+            values["start"] = serializers.DateTimeField().run_validation(data.get("from", empty))
+        except serializers.ValidationError as exc:
+            errors["from"] = exc.detail
+        if errors:
+            raise serializers.ValidationError(errors)
+        return values
+
+    def validate_group_by(self, value: str) -> list[str]:
+        groups = [g.strip() for g in value.split(",") if g.strip()]
+        unknown = [g for g in groups if g not in kpis.GROUPS]
+        if unknown:
+            raise serializers.ValidationError(f"unknown grouping {', '.join(unknown)}; use {', '.join(kpis.GROUPS)}")
+        if len(set(groups)) != len(groups):
+            raise serializers.ValidationError("a grouping is named twice")
+        return groups
+
+    def validate_tz(self, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise serializers.ValidationError(f"unknown time zone {value!r}") from None
+        return value
+
+    def validate(self, attrs):
+        if attrs["start"] >= attrs["to"]:
+            raise serializers.ValidationError({"to": ["must be after `from`"]})
+        if (attrs["to"] - attrs["start"]).days > 400:
+            raise serializers.ValidationError({"to": ["a window is at most 400 days"]})
+        return attrs
+
+
+class KpiRow(serializers.Serializer):
+    value = serializers.FloatField(allow_null=True, help_text="the ratio (0-1) or mean seconds; null: nothing counted")
+    numerator = serializers.IntegerField(required=False)
+    denominator = serializers.IntegerField(required=False)
+    total_seconds = serializers.FloatField(required=False)
+    count = serializers.IntegerField(required=False)
+    agent = serializers.CharField(required=False, allow_null=True)
+    team = serializers.CharField(required=False, allow_null=True)
+    queue = serializers.CharField(required=False, allow_null=True)
+    channel = serializers.CharField(required=False)
+    hour = serializers.DateTimeField(required=False)
+    day = serializers.DateTimeField(required=False)
+    week = serializers.DateTimeField(required=False)
+
+
+class KpiReport(serializers.Serializer):
+    metric = serializers.CharField()
+    kind = serializers.ChoiceField(choices=["ratio", "mean_seconds"])
+    definition = serializers.CharField()
+    group_by = serializers.ListField(child=serializers.CharField())
+    to = serializers.DateTimeField()
+    rows = KpiRow(many=True)
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["from"] = serializers.DateTimeField()  # a Python keyword, so not a class attribute
+        return fields

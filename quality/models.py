@@ -1,0 +1,52 @@
+"""Quality read models: one fact row per interaction, projected from its events (see docs/KPIS.md).
+
+Every KPI is an aggregate over these rows, so a report is one query, and a
+changed definition (the FCR window, the short-abandon threshold) is applied
+to all history by `python manage.py replay quality.interaction_facts`.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class InteractionFact(models.Model):
+    """What the KPIs need to know about one interaction, with each clock's start and stop."""
+
+    interaction_id = models.UUIDField(primary_key=True)
+    customer_id = models.UUIDField()
+    case_id = models.UUIDField(null=True)
+    channel = models.CharField(max_length=10)
+    direction = models.CharField(max_length=10)
+    queue = models.CharField(max_length=100, null=True, help_text="the queue it last waited in")
+    created_at = models.DateTimeField()
+    queued_at = models.DateTimeField(null=True, help_text="first entry into a queue: the customer's wait starts")
+    sl_seconds = models.PositiveIntegerField(null=True, help_text="the queue's service-level threshold")
+    answered_at = models.DateTimeField(null=True, help_text="first acceptance by an agent")
+    answered_by = models.CharField(max_length=150, null=True, help_text="the agent who accepted it first")
+    agent_id = models.CharField(max_length=150, null=True, help_text="the agent who handled it last")
+    talk_seconds = models.FloatField(default=0)
+    hold_seconds = models.FloatField(default=0)
+    acw_seconds = models.FloatField(default=0)
+    active_since = models.DateTimeField(null=True, help_text="internal: the talk clock runs since then")
+    held_since = models.DateTimeField(null=True, help_text="internal: the hold clock runs since then")
+    transfers = models.PositiveIntegerField(default=0)
+    ended_at = models.DateTimeField(null=True)
+    resolved_at = models.DateTimeField(null=True, help_text="the (last) wrap-up")
+    disposition = models.CharField(max_length=100, blank=True)
+    reopened = models.PositiveIntegerField(default=0)
+    abandoned_at = models.DateTimeField(null=True)
+    abandon_wait_seconds = models.FloatField(null=True)
+    repeat_of = models.UUIDField(null=True, help_text="an earlier interaction about the same matter, resolved "
+                                                      "within the FCR window before this one began")
+    repeat_contact_at = models.DateTimeField(null=True, help_text="the first later contact about the same matter "
+                                                                  "within the FCR window after resolution")
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["customer_id", "created_at"], name="fact_customer_created"),
+            models.Index(fields=["resolved_at"], name="fact_resolved"),
+            models.Index(fields=["answered_at"], name="fact_answered"),
+            models.Index(fields=["abandoned_at"], name="fact_abandoned"),
+            models.Index(fields=["created_at"], name="fact_created"),
+        ]
