@@ -54,6 +54,10 @@ def metrics() -> dict[str, Metric]:
         Metric("transfer_rate", "ratio", "f.answered_at", "f.transfers > 0", "f.answered_at IS NOT NULL",
                "share of answered interactions transferred at least once (by agent: the agent who answered)",
                agent="f.answered_by"),
+        Metric("occupancy", "ratio", "", "", "",
+               "handle time (talk + hold + after-call work of the interactions an agent resolved) over staffed "
+               "time (available, busy or in after-call work); above 1 when an agent handles several chats at "
+               "once. Groups: agent, team, hour, day, week"),
         Metric("repeat_contact_rate", "ratio", "f.created_at", "f.repeat_of IS NOT NULL",
                "f.direction = 'inbound'",
                "share of inbound interactions that began within the FCR window after an earlier interaction of the "
@@ -62,11 +66,19 @@ def metrics() -> dict[str, Metric]:
 
 
 GROUPS = ("agent", "team", "queue", "channel", "hour", "day", "week")
+TIME_GROUPS = ("hour", "day", "week")
+STAFFED = ("available", "busy", "after_call_work")
+
+
+class Ungroupable(ValueError):
+    """A grouping a metric has no meaning for (occupancy by queue)."""
 
 
 def report(metric: str, group_by: list[str], start: dt.datetime, end: dt.datetime, tz: str = "UTC") -> list[dict]:
     """One row per group: the value, its numerator and denominator (or total seconds and count)."""
     m = metrics()[metric]
+    if metric == "occupancy":
+        return _occupancy(group_by, start, end, tz)
     select, keys = [], []
     for g in group_by:
         if g == "agent":
@@ -113,3 +125,60 @@ def _label(value):
     if isinstance(value, dt.datetime):
         return value.isoformat()
     return value
+
+
+def _occupancy(group_by: list[str], start: dt.datetime, end: dt.datetime, tz: str) -> list[dict]:
+    """Per agent (and team, and time bucket): handled seconds over staffed seconds, presence stretches cut at the
+    window's and the buckets' edges."""
+    wrong = [g for g in group_by if g in ("queue", "channel")]
+    if wrong:
+        raise Ungroupable(f"occupancy is an agent's: it cannot be grouped by {', '.join(wrong)}")
+    times = [g for g in group_by if g in TIME_GROUPS]
+    if len(times) > 1:
+        raise Ungroupable("occupancy takes one of hour, day, week")
+    if times:
+        unit = times[0]
+        buckets = f"""SELECT (b AT TIME ZONE %(tz)s) AS bstart, ((b + interval '1 {unit}') AT TIME ZONE %(tz)s) AS bend,
+                             b AS label
+                      FROM generate_series(date_trunc('{unit}', %(start)s AT TIME ZONE %(tz)s),
+                                           (%(end)s - interval '1 microsecond') AT TIME ZONE %(tz)s,
+                                           interval '1 {unit}') b"""
+    else:
+        buckets = "SELECT %(start)s::timestamptz AS bstart, %(end)s::timestamptz AS bend, NULL::timestamp AS label"
+    sql = f"""
+        WITH buckets AS ({buckets}),
+        staffed AS (
+            SELECT i.agent_id, b.label, sum(greatest(0, extract(epoch FROM
+                       least(coalesce(i.ended_at, now()), b.bend, %(end)s) - greatest(i.started_at, b.bstart, %(start)s)
+                   ))) AS seconds
+            FROM quality_presenceinterval i JOIN buckets b
+              ON i.started_at < least(b.bend, %(end)s) AND coalesce(i.ended_at, now()) > greatest(b.bstart, %(start)s)
+            WHERE i.presence = ANY(%(staffed)s)
+            GROUP BY 1, 2),
+        handled AS (
+            SELECT f.agent_id, b.label, sum(f.talk_seconds + f.hold_seconds + f.acw_seconds) AS seconds
+            FROM quality_interactionfact f JOIN buckets b
+              ON f.resolved_at >= greatest(b.bstart, %(start)s) AND f.resolved_at < least(b.bend, %(end)s)
+            WHERE f.answered_at IS NOT NULL AND f.agent_id IS NOT NULL
+            GROUP BY 1, 2)
+        SELECT s.agent_id, t.name, s.label, coalesce(h.seconds, 0), s.seconds
+        FROM staffed s
+        LEFT JOIN handled h ON h.agent_id = s.agent_id AND h.label IS NOT DISTINCT FROM s.label
+        LEFT JOIN auth_user u ON u.username = s.agent_id LEFT JOIN routing_agent a ON a.user_id = u.id
+        LEFT JOIN routing_team t ON t.id = a.team_id"""
+    with connection.cursor() as cur:
+        cur.execute(sql, {"start": start, "end": end, "tz": tz, "staffed": list(STAFFED)})
+        rows = cur.fetchall()
+    totals: dict[tuple, list[float]] = {}
+    for agent, team, label, handled, staffed in rows:
+        values = {"agent": agent, "team": team, **({times[0]: _label(label)} if times else {})}
+        key = tuple(values[g] for g in group_by)
+        acc = totals.setdefault(key, [0.0, 0.0])
+        acc[0] += float(handled)
+        acc[1] += float(staffed)
+    out = []
+    for key in sorted(totals, key=lambda k: tuple("" if v is None else str(v) for v in k)):
+        handled, staffed = totals[key]
+        out.append({**dict(zip(group_by, key, strict=True)), "value": round(handled / staffed, 4) if staffed else None,
+                    "handled_seconds": round(handled, 1), "staffed_seconds": round(staffed, 1)})
+    return out

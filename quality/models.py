@@ -50,3 +50,15 @@ class InteractionFact(models.Model):
             models.Index(fields=["abandoned_at"], name="fact_abandoned"),
             models.Index(fields=["created_at"], name="fact_created"),
         ]
+
+
+class PresenceInterval(models.Model):
+    """One stretch of an agent in one presence (projection `quality.presence_intervals`); `ended_at` null: now."""
+
+    agent_id = models.CharField(max_length=150)
+    presence = models.CharField(max_length=20)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["agent_id", "started_at"], name="presence_agent_started")]

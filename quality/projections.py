@@ -17,7 +17,8 @@ from django.db.models.functions import Least
 from events.projection import Projection, register
 from events.store import Envelope
 from interactions import events as iev
-from quality.models import InteractionFact
+from quality.models import InteractionFact, PresenceInterval
+from routing.events import AgentPresenceChanged
 
 
 def _window() -> dt.timedelta:
@@ -173,5 +174,21 @@ interaction_facts = register(
             iev.InteractionAbandoned: [on_abandoned],
             iev.InteractionReopened: [on_reopened],
         },
+    )
+)
+
+
+def on_presence_changed(env: Envelope) -> None:
+    """Close the agent's open stretch and open one in the new presence (the agent's events come in order)."""
+    agent = env.data["agent_id"]
+    PresenceInterval.objects.filter(agent_id=agent, ended_at=None).update(ended_at=env.occurred_at)
+    PresenceInterval.objects.create(agent_id=agent, presence=env.data["presence"], started_at=env.occurred_at)
+
+
+presence_intervals = register(
+    Projection(
+        name="quality.presence_intervals",
+        tables=[PresenceInterval],
+        handlers={AgentPresenceChanged: [on_presence_changed]},
     )
 )

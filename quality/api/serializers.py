@@ -58,6 +58,8 @@ class KpiRow(serializers.Serializer):
     denominator = serializers.IntegerField(required=False)
     total_seconds = serializers.FloatField(required=False)
     count = serializers.IntegerField(required=False)
+    handled_seconds = serializers.FloatField(required=False, help_text="occupancy")
+    staffed_seconds = serializers.FloatField(required=False, help_text="occupancy")
     agent = serializers.CharField(required=False, allow_null=True)
     team = serializers.CharField(required=False, allow_null=True)
     queue = serializers.CharField(required=False, allow_null=True)

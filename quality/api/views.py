@@ -6,7 +6,7 @@ import json
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -26,8 +26,8 @@ class CsvRenderer(BaseRenderer):
     def render(self, data, accepted_media_type=None, renderer_context=None):
         if not isinstance(data, dict) or "rows" not in data:
             return json.dumps(data)
-        columns = [*data["group_by"], *(["value", "numerator", "denominator"] if data["kind"] == "ratio"
-                                         else ["value", "total_seconds", "count"])]
+        measures = list(data["rows"][0]) if data["rows"] else ["value"]
+        columns = [*data["group_by"], *(c for c in measures if c not in data["group_by"])]
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(["metric", *columns])
@@ -64,7 +64,10 @@ class KpiReportView(APIView):
             raise PermissionDenied("reports are for supervisors")
         q = valid(s.KpiQuery, request.query_params)
         metric = kpis.metrics()[q["metric"]]
-        rows = kpis.report(q["metric"], q["group_by"], q["start"], q["to"], q["tz"])
+        try:
+            rows = kpis.report(q["metric"], q["group_by"], q["start"], q["to"], q["tz"])
+        except kpis.Ungroupable as exc:
+            raise ValidationError({"group_by": [str(exc)]}) from None
         return Response({"metric": metric.name, "kind": metric.kind, "definition": metric.definition,
                          "group_by": q["group_by"], "from": q["start"].isoformat(), "to": q["to"].isoformat(),
                          "rows": rows})

@@ -54,6 +54,7 @@ def test_agents_and_anonymous_callers_may_not_and_bad_queries_name_the_field():
                          ({"metric": "aht", "group_by": "agent,planet", **WINDOW}, "group_by"),
                          ({"metric": "aht", "tz": "Mars/Olympus", **WINDOW}, "tz"),
                          ({"metric": "aht", "from": WINDOW["to"], "to": WINDOW["from"]}, "to"),
-                         ({"metric": "aht", "from": "yesterday", "to": WINDOW["to"]}, "from")):
+                         ({"metric": "aht", "from": "yesterday", "to": WINDOW["to"]}, "from"),
+                         ({"metric": "occupancy", "group_by": "queue", **WINDOW}, "group_by")):
         bad = api.get("/api/v1/reports/kpis/", query)
         assert bad.status_code == 400 and field in bad.json(), (query, bad.content)

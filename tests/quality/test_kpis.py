@@ -127,3 +127,26 @@ def test_a_reopened_interaction_is_not_first_contact_resolved():
     fact = InteractionFact.objects.get(interaction_id=iid)
     assert fact.reopened == 1 and fact.resolved_at == T0 + dt.timedelta(seconds=90)
     assert value("fcr")["numerator"] == 0
+
+
+def test_occupancy_is_handle_time_over_staffed_time_cut_at_the_window_and_the_days():
+    from routing.events import AgentPresenceChanged
+
+    stream = uuid.uuid4()
+    for version, (offset, presence) in enumerate([(-DAY / 2, "available"), (-DAY / 4, "break"), (0, "available"),
+                                                  (600, "after_call_work"), (900, "offline")]):
+        store.append(stream_type="agent", stream_id=stream, events=[AgentPresenceChanged(
+            agent_id="ann", presence=presence)], expected_version=version, occurred_at=T0 + offset
+            if isinstance(offset, dt.timedelta) else T0 + dt.timedelta(seconds=offset))
+    handled_day()  # ann resolves 180 s of handle time at T0
+    project()
+    apply_envelopes(get_projection("quality.presence_intervals"), store.read_all(limit=100_000))
+    # Window from T0 - 1 h: ann is available 09:00-09:10 and in after-call work 09:10-09:15 (900 s staffed);
+    # the earlier stretch (available 21:00-03:00 the night before) is outside.
+    rows = kpis.report("occupancy", ["agent"], T0 - dt.timedelta(hours=1), T0 + DAY)
+    assert rows == [{"agent": "ann", "value": 0.2, "handled_seconds": 180.0, "staffed_seconds": 900.0}]
+    by_day = kpis.report("occupancy", ["agent", "day"], T0 - DAY, T0 + DAY)
+    assert [(r["day"], r["staffed_seconds"]) for r in by_day] == [("2026-11-01T00:00:00", 3 * 3600.0),
+                                                                  ("2026-11-02T00:00:00", 900.0 + 3 * 3600.0)]
+    with pytest.raises(kpis.Ungroupable):
+        kpis.report("occupancy", ["queue"], *WINDOW)
