@@ -197,6 +197,7 @@ CELERY_TASK_DEFAULT_QUEUE = "celery"
 ROUTING_AFTER_CALL_SECONDS = env_int("ROUTING_AFTER_CALL_SECONDS", 60)
 KPI_FCR_WINDOW_DAYS = env_int("KPI_FCR_WINDOW_DAYS", 7)  # a contact again about the same matter within it: not FCR
 KPI_SHORT_ABANDON_SECONDS = env_int("KPI_SHORT_ABANDON_SECONDS", 5)  # abandoned sooner: left out of the rates
+SURVEY_KIND = os.environ.get("SURVEY_KIND", "csat")  # after each resolution: csat, nps, both, or off
 KPI_DEFAULT_SL_SECONDS = env_int("KPI_DEFAULT_SL_SECONDS", 20)  # service-level threshold of an unconfigured queue
 ROUTING_BATCH = env_int("ROUTING_BATCH", 100)  # most offers one dispatch pass makes (one transaction)
 ROUTING_POOL = env_int("ROUTING_POOL", 10)  # best-ranked free agents scored per decision (ties with the last too)

@@ -18,7 +18,7 @@ from django.db import connection
 @dataclass(frozen=True)
 class Metric:
     name: str
-    kind: str  # "ratio" or "mean_seconds"
+    kind: str  # "ratio", "mean_seconds" or "nps" (-100 to 100)
     at: str  # SQL: the moment that puts an interaction in a window
     numerator: str  # SQL over f (ratio: count of; mean: sum of)
     denominator: str  # SQL: which rows count
@@ -58,6 +58,12 @@ def metrics() -> dict[str, Metric]:
                "handle time (talk + hold + after-call work of the interactions an agent resolved) over staffed "
                "time (available, busy or in after-call work); above 1 when an agent handles several chats at "
                "once. Groups: agent, team, hour, day, week"),
+        Metric("csat", "ratio", "f.surveyed_at", "f.csat >= 4", "f.csat IS NOT NULL",
+               "share of CSAT answers (1-5) that are 4 or 5 (satisfied), by when the customer answered; the "
+               "interaction's agent, queue and channel"),
+        Metric("nps", "nps", "f.surveyed_at", "f.nps >= 9", "f.nps IS NOT NULL",
+               "net promoter score: promoters (9-10) minus detractors (0-6), as a share of NPS answers (0-10) "
+               "times 100, by when the customer answered"),
         Metric("repeat_contact_rate", "ratio", "f.created_at", "f.repeat_of IS NOT NULL",
                "f.direction = 'inbound'",
                "share of inbound interactions that began within the FCR window after an earlier interaction of the "
@@ -97,6 +103,8 @@ def report(metric: str, group_by: list[str], start: dt.datetime, end: dt.datetim
                      "LEFT JOIN routing_team t ON t.id = a.team_id")
     if m.kind == "ratio":
         measure = f"count(*) FILTER (WHERE {m.numerator}) AS num, count(*) AS den"
+    elif m.kind == "nps":
+        measure = "count(*) FILTER (WHERE f.nps >= 9) - count(*) FILTER (WHERE f.nps <= 6) AS num, count(*) AS den"
     else:
         measure = f"coalesce(sum({m.numerator}), 0) AS num, count(*) AS den"
     sql = f"""
@@ -114,6 +122,8 @@ def report(metric: str, group_by: list[str], start: dt.datetime, end: dt.datetim
         item = {g: _label(v) for g, v in zip(group_by, groups, strict=True)}
         if m.kind == "ratio":
             item.update(value=round(num / den, 4) if den else None, numerator=num, denominator=den)
+        elif m.kind == "nps":
+            item.update(value=round(100 * num / den, 1) if den else None, net_promoters=num, responses=den)
         else:
             item.update(value=round(float(num) / den, 1) if den else None, total_seconds=round(float(num), 1),
                         count=den)

@@ -41,6 +41,9 @@ class InteractionFact(models.Model):
                                                       "within the FCR window before this one began")
     repeat_contact_at = models.DateTimeField(null=True, help_text="the first later contact about the same matter "
                                                                   "within the FCR window after resolution")
+    surveyed_at = models.DateTimeField(null=True, help_text="when the customer answered the survey")
+    csat = models.PositiveSmallIntegerField(null=True)
+    nps = models.PositiveSmallIntegerField(null=True)
 
     class Meta:
         indexes = [
@@ -49,6 +52,7 @@ class InteractionFact(models.Model):
             models.Index(fields=["answered_at"], name="fact_answered"),
             models.Index(fields=["abandoned_at"], name="fact_abandoned"),
             models.Index(fields=["created_at"], name="fact_created"),
+            models.Index(fields=["surveyed_at"], name="fact_surveyed"),
         ]
 
 
@@ -62,3 +66,26 @@ class PresenceInterval(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["agent_id", "started_at"], name="presence_agent_started")]
+
+
+class Survey(models.Model):
+    """A satisfaction survey of one resolved interaction: write-side state (its events: quality.events)."""
+
+    KINDS = ("csat", "nps", "both")
+
+    id = models.UUIDField(primary_key=True)
+    interaction_id = models.UUIDField(unique=True)
+    customer_id = models.UUIDField()
+    agent_id = models.CharField(max_length=150)
+    queue = models.CharField(max_length=100, null=True, blank=True)
+    channel = models.CharField(max_length=10)
+    kind = models.CharField(max_length=4, choices=[(k, k) for k in KINDS])
+    outbound_interaction_id = models.UUIDField()
+    sent_at = models.DateTimeField()
+    answered_at = models.DateTimeField(null=True, blank=True)
+    csat = models.PositiveSmallIntegerField(null=True, blank=True)
+    nps = models.PositiveSmallIntegerField(null=True, blank=True)
+    version = models.PositiveIntegerField(default=0, help_text="of the survey's event stream")
+
+    class Meta:
+        permissions = [("answer_survey", "Can record a customer's survey answer (a survey integration)")]

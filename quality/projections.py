@@ -17,6 +17,7 @@ from django.db.models.functions import Least
 from events.projection import Projection, register
 from events.store import Envelope
 from interactions import events as iev
+from quality.events import SurveyAnswered
 from quality.models import InteractionFact, PresenceInterval
 from routing.events import AgentPresenceChanged
 
@@ -154,6 +155,13 @@ def on_abandoned(env: Envelope) -> None:
     fact.save()
 
 
+def on_survey_answered(env: Envelope) -> None:
+    """The answer belongs to the interaction surveyed (and so to its agent, queue and channel)."""
+    d = env.data
+    InteractionFact.objects.filter(interaction_id=d["interaction_id"]).update(
+        surveyed_at=env.occurred_at, csat=d.get("csat"), nps=d.get("nps"))
+
+
 def on_reopened(env: Envelope) -> None:
     InteractionFact.objects.filter(interaction_id=env.stream_id).update(reopened=F("reopened") + 1)
 
@@ -173,6 +181,7 @@ interaction_facts = register(
             iev.InteractionWrappedUp: [on_wrapped_up],
             iev.InteractionAbandoned: [on_abandoned],
             iev.InteractionReopened: [on_reopened],
+            SurveyAnswered: [on_survey_answered],
         },
     )
 )

@@ -53,11 +53,14 @@ class KpiQuery(serializers.Serializer):
 
 
 class KpiRow(serializers.Serializer):
-    value = serializers.FloatField(allow_null=True, help_text="the ratio (0-1) or mean seconds; null: nothing counted")
+    value = serializers.FloatField(allow_null=True, help_text="the ratio (0-1), mean seconds or NPS (-100 to 100); "
+                                                              "null: nothing counted")
     numerator = serializers.IntegerField(required=False)
     denominator = serializers.IntegerField(required=False)
     total_seconds = serializers.FloatField(required=False)
     count = serializers.IntegerField(required=False)
+    net_promoters = serializers.IntegerField(required=False, help_text="nps: promoters minus detractors")
+    responses = serializers.IntegerField(required=False, help_text="nps")
     handled_seconds = serializers.FloatField(required=False, help_text="occupancy")
     staffed_seconds = serializers.FloatField(required=False, help_text="occupancy")
     agent = serializers.CharField(required=False, allow_null=True)
@@ -71,7 +74,7 @@ class KpiRow(serializers.Serializer):
 
 class KpiReport(serializers.Serializer):
     metric = serializers.CharField()
-    kind = serializers.ChoiceField(choices=["ratio", "mean_seconds"])
+    kind = serializers.ChoiceField(choices=["ratio", "mean_seconds", "nps"])
     definition = serializers.CharField()
     group_by = serializers.ListField(child=serializers.CharField())
     to = serializers.DateTimeField()
@@ -81,3 +84,27 @@ class KpiReport(serializers.Serializer):
         fields = super().get_fields()
         fields["from"] = serializers.DateTimeField()  # a Python keyword, so not a class attribute
         return fields
+
+
+class SurveyAnswerInput(serializers.Serializer):
+    csat = serializers.IntegerField(required=False, allow_null=True, help_text="1-5, when the survey asks for it")
+    nps = serializers.IntegerField(required=False, allow_null=True, help_text="0-10, when the survey asks for it")
+    comment = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+
+
+class SurveyWebhookInput(SurveyAnswerInput):
+    survey_id = serializers.UUIDField()
+
+
+class SurveyOutput(serializers.Serializer):
+    id = serializers.UUIDField()
+    interaction_id = serializers.UUIDField()
+    agent_id = serializers.CharField()
+    queue = serializers.CharField(allow_null=True)
+    channel = serializers.CharField()
+    kind = serializers.CharField()
+    outbound_interaction_id = serializers.UUIDField()
+    sent_at = serializers.DateTimeField()
+    answered_at = serializers.DateTimeField(allow_null=True)
+    csat = serializers.IntegerField(allow_null=True)
+    nps = serializers.IntegerField(allow_null=True)

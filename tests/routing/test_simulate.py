@@ -20,7 +20,11 @@ def test_simulated_customers_and_agents_run_through_the_system(web, routing_work
                  no_progress=True)
     out = capsys.readouterr().out
     assert "errors: 0" in out, out
-    arrived = Event.objects.filter(event_type="interactions.InteractionCreated").count()
+    # Customers' contacts: inbound (each resolved one also gets an outbound survey interaction).
+    arrived = Event.objects.filter(event_type="interactions.InteractionCreated", data__direction="inbound").count()
+    surveys = Event.objects.filter(event_type="quality.SurveySent").count()
+    assert surveys == Event.objects.filter(event_type="interactions.InteractionCreated",
+                                           data__direction="outbound").count() and surveys >= 1
     wrapped = Event.objects.filter(event_type="interactions.InteractionWrappedUp").count()
     offered = Event.objects.filter(event_type="interactions.InteractionOffered").count()
     assert arrived >= 10 and f"customers arrived: {arrived}" in out
