@@ -36,3 +36,48 @@ class SurveyAnswered:
     nps: int | None = None
     comment: str = pii(default="")
     via: str = "api"
+
+
+@event("quality.EvaluationSubmitted", version=1, emitted_by="quality.services.evaluation_submit")
+@dataclass(frozen=True)
+class EvaluationSubmitted:
+    """A reviewer scored an interaction against a scorecard version (stream_type "evaluation")."""
+
+    interaction_id: uuid.UUID
+    agent_id: str
+    reviewer: str
+    scorecard: str
+    scorecard_version: int
+    answers: dict
+    score: float
+    auto_failed: list[str]
+
+
+@event("quality.EvaluationAcknowledged", version=1, emitted_by="quality.services.evaluation_acknowledge")
+@dataclass(frozen=True)
+class EvaluationAcknowledged:
+    """The agent evaluated has read it and accepts it."""
+
+    agent_id: str
+
+
+@event("quality.EvaluationDisputed", version=1, emitted_by="quality.services.evaluation_dispute")
+@dataclass(frozen=True)
+class EvaluationDisputed:
+    """The agent evaluated disputes it, saying why."""
+
+    agent_id: str
+    reason: str
+
+
+@event("quality.EvaluationDisputeResolved", version=1, emitted_by="quality.services.evaluation_resolve")
+@dataclass(frozen=True)
+class EvaluationDisputeResolved:
+    """A supervisor decided the dispute: "upheld" (the score stands) or "rescored" (new answers, new score)."""
+
+    resolved_by: str
+    outcome: str
+    note: str
+    answers: dict | None = None
+    score: float | None = None
+    auto_failed: list[str] | None = None

@@ -89,3 +89,47 @@ class Survey(models.Model):
 
     class Meta:
         permissions = [("answer_survey", "Can record a customer's survey answer (a survey integration)")]
+
+
+class Scorecard(models.Model):
+    """A versioned evaluation form (quality.scoring explains the form). A version used by an evaluation is
+    never changed: editing it in the admin saves the next version."""
+
+    name = models.CharField(max_length=100)
+    version = models.PositiveIntegerField(default=1)
+    form = models.JSONField(help_text="sections with weights and criteria (yes_no or scale, weight, auto_fail)")
+    active = models.BooleanField(default=True, help_text="offered to reviewers")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["name", "version"], name="scorecard_version_uniq")]
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version}"
+
+
+class Evaluation(models.Model):
+    """A reviewer's evaluation of one interaction against one scorecard version (write-side state; its events:
+    quality.events). Several reviewers may score the same interaction: calibration."""
+
+    SUBMITTED, ACKNOWLEDGED, DISPUTED, RESOLVED = "submitted", "acknowledged", "disputed", "resolved"
+
+    id = models.UUIDField(primary_key=True)
+    scorecard = models.ForeignKey(Scorecard, on_delete=models.PROTECT, related_name="evaluations")
+    interaction_id = models.UUIDField(db_index=True)
+    customer_id = models.UUIDField()
+    agent_id = models.CharField(max_length=150, db_index=True, help_text="the agent evaluated")
+    reviewer = models.CharField(max_length=150)
+    answers = models.JSONField()
+    score = models.FloatField()
+    sections = models.JSONField(default=dict)
+    auto_failed = models.JSONField(default=list)
+    status = models.CharField(max_length=12, default=SUBMITTED)
+    dispute_reason = models.TextField(blank=True)
+    resolution = models.TextField(blank=True)
+    created_at = models.DateTimeField()
+    version = models.PositiveIntegerField(default=0, help_text="of the evaluation's event stream")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["interaction_id", "scorecard", "reviewer"],
+                                               name="evaluation_per_reviewer")]

@@ -12,8 +12,10 @@ from events import store
 from events.store import Actor, Metadata
 from interactions import domain as idomain
 from interactions import events as iev
-from quality.events import SurveyAnswered, SurveySent
-from quality.models import Survey
+from quality import scoring
+from quality.events import (EvaluationAcknowledged, EvaluationDisputed, EvaluationDisputeResolved,
+                            EvaluationSubmitted, SurveyAnswered, SurveySent)
+from quality.models import Evaluation, Scorecard, Survey
 
 SYSTEM = Metadata(actor=Actor("system", "quality", "quality"))
 TEXT_CHANNELS = ("chat", "email", "sms", "social")
@@ -110,3 +112,139 @@ def _check(kind: str, csat: int | None, nps: int | None) -> None:
             raise idomain.InvalidValue(name, f"this survey does not ask for {name}")
         if value is not None and not low <= value <= high:
             raise idomain.InvalidValue(name, f"{name} is {low} to {high}, not {value}")
+
+
+# --- evaluations -----------------------------------------------------------------------------------------
+
+
+class EvaluationRefused(idomain.TransitionRefused):
+    code = "evaluation_refused"
+
+
+def scorecard_save(*, name: str, form: dict) -> Scorecard:
+    """A new scorecard, or the next version of `name`; earlier versions stop being offered (they stay, with
+    their evaluations, unchanged)."""
+    try:
+        scoring.validate_form(form)
+    except scoring.InvalidForm as exc:
+        raise idomain.InvalidValue(f"form.{exc.field}", str(exc)) from None
+    with transaction.atomic():
+        last = Scorecard.objects.select_for_update().filter(name=name).order_by("-version").first()
+        Scorecard.objects.filter(name=name).update(active=False)
+        return Scorecard.objects.create(name=name, version=(last.version + 1) if last else 1, form=form)
+
+
+def evaluation_submit(*, scorecard_id: int, interaction_id: uuid.UUID, reviewer: str, answers: dict,
+                      meta: Metadata) -> Evaluation:
+    """Score an interaction against a scorecard. Emits quality.EvaluationSubmitted.
+
+    The agent evaluated is the one who handled the interaction last. One
+    evaluation per reviewer, interaction and scorecard version; several
+    reviewers of one interaction are a calibration.
+    """
+    from interactions.models import Interaction
+
+    scorecard = Scorecard.objects.filter(id=scorecard_id, active=True).first()
+    if scorecard is None:
+        raise idomain.InvalidValue("scorecard", "no such active scorecard")
+    interaction = Interaction.objects.filter(id=interaction_id).first()
+    if interaction is None:
+        raise idomain.InvalidValue("interaction_id", "no such interaction")
+    if not interaction.agent_id:
+        raise idomain.InvalidValue("interaction_id", "no agent handled this interaction")
+    result = _score(scorecard.form, answers)
+    evaluation_id = store.uuid7()
+    with transaction.atomic():
+        if Evaluation.objects.filter(interaction_id=interaction_id, scorecard=scorecard, reviewer=reviewer).exists():
+            raise EvaluationRefused("you evaluated this interaction with this scorecard already")
+        submitted = EvaluationSubmitted(
+            interaction_id=interaction_id, agent_id=interaction.agent_id, reviewer=reviewer,
+            scorecard=scorecard.name, scorecard_version=scorecard.version, answers=answers, score=result.score,
+            auto_failed=list(result.auto_failed))
+        store.append(stream_type="evaluation", stream_id=evaluation_id, customer_id=interaction.customer_id,
+                     events=[submitted], expected_version=0, meta=meta)
+        return Evaluation.objects.create(
+            id=evaluation_id, scorecard=scorecard, interaction_id=interaction_id,
+            customer_id=interaction.customer_id, agent_id=interaction.agent_id, reviewer=reviewer, answers=answers,
+            score=result.score, sections=result.sections, auto_failed=list(result.auto_failed),
+            created_at=timezone.now(), version=1)
+
+
+def _score(form: dict, answers) -> scoring.Score:
+    if not isinstance(answers, dict):
+        raise idomain.InvalidValue("answers", "answers map each criterion key to its answer")
+    try:
+        return scoring.score(form, answers)
+    except scoring.InvalidForm as exc:
+        raise idomain.InvalidValue(exc.field, str(exc)) from None
+
+
+def _change(evaluation_id: uuid.UUID, allowed: tuple[str, ...], action: str, event, meta: Metadata,
+            **fields) -> Evaluation:
+    with transaction.atomic():
+        ev = Evaluation.objects.select_for_update().get(id=evaluation_id)
+        if ev.status not in allowed:
+            raise EvaluationRefused(f"cannot {action} an evaluation that is {ev.status}")
+        store.append(stream_type="evaluation", stream_id=ev.id, customer_id=ev.customer_id, events=[event],
+                     expected_version=ev.version, meta=meta)
+        for name, value in fields.items():
+            setattr(ev, name, value)
+        ev.version += 1
+        ev.save()
+    return ev
+
+
+def evaluation_acknowledge(*, evaluation_id: uuid.UUID, agent_id: str, meta: Metadata) -> Evaluation:
+    """The agent accepts their evaluation. Emits quality.EvaluationAcknowledged."""
+    return _change(evaluation_id, (Evaluation.SUBMITTED, Evaluation.RESOLVED), "acknowledge",
+                   EvaluationAcknowledged(agent_id=agent_id), meta, status=Evaluation.ACKNOWLEDGED)
+
+
+def evaluation_dispute(*, evaluation_id: uuid.UUID, agent_id: str, reason: str, meta: Metadata) -> Evaluation:
+    """The agent disputes their evaluation. Emits quality.EvaluationDisputed."""
+    if not reason.strip():
+        raise idomain.InvalidValue("reason", "say why you dispute it")
+    return _change(evaluation_id, (Evaluation.SUBMITTED,), "dispute",
+                   EvaluationDisputed(agent_id=agent_id, reason=reason), meta, status=Evaluation.DISPUTED,
+                   dispute_reason=reason)
+
+
+def evaluation_resolve(*, evaluation_id: uuid.UUID, resolved_by: str, outcome: str, note: str,
+                       answers: dict | None, meta: Metadata) -> Evaluation:
+    """A supervisor decides a dispute: upheld, or rescored with new answers. Emits
+    quality.EvaluationDisputeResolved."""
+    if outcome not in ("upheld", "rescored"):
+        raise idomain.InvalidValue("outcome", "outcome is upheld or rescored")
+    ev = Evaluation.objects.get(id=evaluation_id)
+    fields: dict = {"status": Evaluation.RESOLVED, "resolution": f"{outcome}: {note}".strip()}
+    result = None
+    if outcome == "rescored":
+        if answers is None:
+            raise idomain.InvalidValue("answers", "rescoring needs the new answers")
+        result = _score(ev.scorecard.form, answers)
+        fields.update(answers=answers, score=result.score, sections=result.sections,
+                      auto_failed=list(result.auto_failed))
+    elif answers is not None:
+        raise idomain.InvalidValue("answers", "answers go with outcome rescored only")
+    event = EvaluationDisputeResolved(resolved_by=resolved_by, outcome=outcome, note=note, answers=answers,
+                                      score=result.score if result else None,
+                                      auto_failed=list(result.auto_failed) if result else None)
+    return _change(evaluation_id, (Evaluation.DISPUTED,), "resolve", event, meta, **fields)
+
+
+def calibration(interaction_id: uuid.UUID) -> dict:
+    """Every reviewer's score of one interaction, per scorecard version, and how far apart they are."""
+    import statistics
+
+    out = []
+    for scorecard_id in Evaluation.objects.filter(interaction_id=interaction_id).values_list(
+            "scorecard", flat=True).distinct():
+        evaluations = list(Evaluation.objects.filter(interaction_id=interaction_id, scorecard_id=scorecard_id)
+                           .select_related("scorecard").order_by("reviewer"))
+        scores = [e.score for e in evaluations]
+        out.append({"scorecard": str(evaluations[0].scorecard), "reviewers": [
+            {"reviewer": e.reviewer, "score": e.score, "auto_failed": e.auto_failed, "sections": e.sections}
+            for e in evaluations],
+            "mean": round(statistics.mean(scores), 2), "spread": round(max(scores) - min(scores), 2),
+            "stdev": round(statistics.pstdev(scores), 2)})
+    return {"interaction_id": str(interaction_id), "scorecards": out}

@@ -108,3 +108,65 @@ class SurveyOutput(serializers.Serializer):
     answered_at = serializers.DateTimeField(allow_null=True)
     csat = serializers.IntegerField(allow_null=True)
     nps = serializers.IntegerField(allow_null=True)
+
+
+class ScorecardInput(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    form = serializers.JSONField(help_text="sections with weights and criteria: see docs/KPIS.md")
+
+
+class ScorecardOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    version = serializers.IntegerField()
+    form = serializers.JSONField()
+    active = serializers.BooleanField()
+
+
+class EvaluationInput(serializers.Serializer):
+    scorecard = serializers.IntegerField(help_text="a scorecard version's id")
+    interaction_id = serializers.UUIDField()
+    answers = serializers.JSONField(help_text='criterion key -> "yes" / "no" / a number / "n/a"')
+
+
+class DisputeInput(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000)
+
+
+class ResolveInput(serializers.Serializer):
+    outcome = serializers.ChoiceField(choices=["upheld", "rescored"])
+    note = serializers.CharField(max_length=2000, allow_blank=True, default="")
+    answers = serializers.JSONField(required=False, allow_null=True, default=None)
+
+
+class CalibrationQuery(serializers.Serializer):
+    interaction_id = serializers.UUIDField()
+
+
+class EvaluationOutput(serializers.Serializer):
+    id = serializers.UUIDField()
+    scorecard = serializers.CharField(source="scorecard.__str__")
+    scorecard_id = serializers.IntegerField()
+    interaction_id = serializers.UUIDField()
+    agent_id = serializers.CharField()
+    reviewer = serializers.CharField()
+    answers = serializers.JSONField()
+    score = serializers.FloatField(help_text="0-100; 0 when an auto-fail criterion failed")
+    sections = serializers.JSONField(help_text="section name -> percentage")
+    auto_failed = serializers.ListField(child=serializers.CharField())
+    status = serializers.CharField()
+    dispute_reason = serializers.CharField()
+    resolution = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class TranscriptLine(serializers.Serializer):
+    at = serializers.DateTimeField()
+    event_type = serializers.CharField()
+    direction = serializers.CharField(required=False)
+    body = serializers.CharField(required=False)
+    recording_ref = serializers.CharField(required=False)
+
+
+class EvaluationDetail(EvaluationOutput):
+    transcript = TranscriptLine(many=True, help_text="the interaction's messages and recordings, beside the form")

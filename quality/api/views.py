@@ -18,7 +18,7 @@ from interactions import webhooks
 from interactions.domain import InvalidValue
 from quality import kpis, services
 from quality.api import serializers as s
-from quality.models import Survey
+from quality.models import Evaluation, Scorecard, Survey
 
 
 class CsvRenderer(BaseRenderer):
@@ -144,3 +144,146 @@ class SurveyWebhookView(APIView):
         meta = Metadata(actor=Actor("provider", f"survey/{provider}", provider))
         survey, repeated = services.survey_answer(survey_id=survey_id, meta=meta, via=f"webhook/{provider}", **data)
         return Response(s.SurveyOutput(survey).data, status=200 if repeated else 201)
+
+
+# --- scorecards and evaluations ----------------------------------------------------------------------------
+
+
+def is_reviewer(user) -> bool:
+    """Staff and team supervisors review; agents see and answer their own evaluations only."""
+    return may_read_reports(user)
+
+
+class ScorecardList(APIView):
+    @extend_schema(responses={200: s.ScorecardOutput(many=True)})
+    def get(self, request):
+        """The active scorecard versions."""
+        return Response(s.ScorecardOutput(Scorecard.objects.filter(active=True).order_by("name", "-version"),
+                                          many=True).data)
+
+    @extend_schema(request=s.ScorecardInput, responses={201: s.ScorecardOutput, 400: ErrorSerializer,
+                                                        403: ErrorSerializer})
+    def post(self, request):
+        """A new scorecard, or the next version of one (the earlier versions stop being offered). Staff only."""
+        if not request.user.is_staff:
+            raise PermissionDenied("only staff edit scorecards")
+        data = valid(s.ScorecardInput, request.data)
+        card = services.scorecard_save(name=data["name"], form=data["form"])
+        return Response(s.ScorecardOutput(card).data, status=201)
+
+
+def _visible(request):
+    qs = Evaluation.objects.select_related("scorecard")
+    return qs if is_reviewer(request.user) else qs.filter(agent_id=request.user.get_username())
+
+
+def _evaluation(request, evaluation_id) -> Evaluation:
+    found = _visible(request).filter(id=evaluation_id).first()
+    if found is None:
+        raise NotFound("no such evaluation")  # also for someone else's: existence does not leak
+    return found
+
+
+def _transcript(evaluation: Evaluation) -> list[dict]:
+    from events.store import read_stream
+
+    lines = []
+    for env in read_stream(evaluation.interaction_id):
+        line = {"at": env.occurred_at, "event_type": env.event_type}
+        if env.event_type == "interactions.MessageRecorded":
+            line.update(direction=env.data.get("direction"), body=env.data.get("body"))
+        elif env.event_type == "interactions.RecordingAttached":
+            line["recording_ref"] = env.data.get("recording_ref")
+        lines.append(line)
+    return lines
+
+
+class EvaluationList(APIView):
+    @extend_schema(parameters=[OpenApiParameter("agent_id", str), OpenApiParameter("status", str)],
+                   responses={200: s.EvaluationOutput(many=True)})
+    def get(self, request):
+        """Evaluations: reviewers see all, agents their own (newest first, at most 200)."""
+        qs = _visible(request)
+        for name in ("agent_id", "status"):
+            if request.query_params.get(name):
+                qs = qs.filter(**{name: request.query_params[name]})
+        return Response(s.EvaluationOutput(qs.order_by("-created_at")[:200], many=True).data)
+
+    @extend_schema(request=s.EvaluationInput, responses={201: s.EvaluationOutput, 400: ErrorSerializer,
+                                                         403: ErrorSerializer, 409: ErrorSerializer})
+    def post(self, request):
+        """Evaluate an interaction against a scorecard (reviewers). The score comes from the form's weights."""
+        if not is_reviewer(request.user):
+            raise PermissionDenied("only supervisors evaluate")
+        data = valid(s.EvaluationInput, request.data)
+        ev = services.evaluation_submit(scorecard_id=data["scorecard"], interaction_id=data["interaction_id"],
+                                        reviewer=request.user.get_username(), answers=data["answers"],
+                                        meta=command_meta(request))
+        return Response(s.EvaluationOutput(ev).data, status=201)
+
+
+class EvaluationDetailView(APIView):
+    @extend_schema(responses={200: s.EvaluationDetail, 404: ErrorSerializer})
+    def get(self, request, evaluation_id):
+        """An evaluation with the interaction's transcript and recording references beside it."""
+        ev = _evaluation(request, evaluation_id)
+        return Response(s.EvaluationDetail({**s.EvaluationOutput(ev).data, "transcript": _transcript(ev)}).data)
+
+
+class EvaluationAction(APIView):
+    action = ""
+
+    def _own(self, request, evaluation_id) -> Evaluation:
+        ev = _evaluation(request, evaluation_id)
+        if ev.agent_id != request.user.get_username():
+            raise PermissionDenied("only the agent evaluated may do this")
+        return ev
+
+
+class EvaluationAcknowledge(EvaluationAction):
+    @extend_schema(request=None, responses={200: s.EvaluationOutput, 403: ErrorSerializer, 404: ErrorSerializer,
+                                            409: ErrorSerializer})
+    def post(self, request, evaluation_id):
+        """The agent evaluated accepts it."""
+        ev = self._own(request, evaluation_id)
+        ev = services.evaluation_acknowledge(evaluation_id=ev.id, agent_id=ev.agent_id, meta=command_meta(request))
+        return Response(s.EvaluationOutput(ev).data)
+
+
+class EvaluationDispute(EvaluationAction):
+    @extend_schema(request=s.DisputeInput, responses={200: s.EvaluationOutput, 400: ErrorSerializer,
+                                                      403: ErrorSerializer, 404: ErrorSerializer,
+                                                      409: ErrorSerializer})
+    def post(self, request, evaluation_id):
+        """The agent evaluated disputes it, saying why; a supervisor resolves it."""
+        ev = self._own(request, evaluation_id)
+        data = valid(s.DisputeInput, request.data)
+        ev = services.evaluation_dispute(evaluation_id=ev.id, agent_id=ev.agent_id, reason=data["reason"],
+                                         meta=command_meta(request))
+        return Response(s.EvaluationOutput(ev).data)
+
+
+class EvaluationResolve(APIView):
+    @extend_schema(request=s.ResolveInput, responses={200: s.EvaluationOutput, 400: ErrorSerializer,
+                                                      403: ErrorSerializer, 404: ErrorSerializer,
+                                                      409: ErrorSerializer})
+    def post(self, request, evaluation_id):
+        """A supervisor decides a dispute: upheld, or rescored with new answers."""
+        if not is_reviewer(request.user):
+            raise PermissionDenied("only supervisors resolve disputes")
+        ev = _evaluation(request, evaluation_id)
+        data = valid(s.ResolveInput, request.data)
+        ev = services.evaluation_resolve(evaluation_id=ev.id, resolved_by=request.user.get_username(),
+                                         meta=command_meta(request), **data)
+        return Response(s.EvaluationOutput(ev).data)
+
+
+class CalibrationView(APIView):
+    @extend_schema(parameters=[OpenApiParameter("interaction_id", OpenApiTypes.UUID, required=True)],
+                   responses={200: OpenApiTypes.OBJECT, 400: ErrorSerializer, 403: ErrorSerializer})
+    def get(self, request):
+        """Calibration: every reviewer's score of one interaction, per scorecard, with the mean and spread."""
+        if not is_reviewer(request.user):
+            raise PermissionDenied("calibration is for supervisors")
+        q = valid(s.CalibrationQuery, request.query_params)
+        return Response(services.calibration(q["interaction_id"]))
