@@ -197,6 +197,7 @@ CELERY_TASK_DEFAULT_QUEUE = "celery"
 ROUTING_AFTER_CALL_SECONDS = env_int("ROUTING_AFTER_CALL_SECONDS", 60)
 KPI_FCR_WINDOW_DAYS = env_int("KPI_FCR_WINDOW_DAYS", 7)  # a contact again about the same matter within it: not FCR
 KPI_SHORT_ABANDON_SECONDS = env_int("KPI_SHORT_ABANDON_SECONDS", 5)  # abandoned sooner: left out of the rates
+QUALITY_SAMPLES_PER_AGENT = env_int("QUALITY_SAMPLES_PER_AGENT", 3)  # interactions per agent per week to review
 SURVEY_KIND = os.environ.get("SURVEY_KIND", "csat")  # after each resolution: csat, nps, both, or off
 KPI_DEFAULT_SL_SECONDS = env_int("KPI_DEFAULT_SL_SECONDS", 20)  # service-level threshold of an unconfigured queue
 ROUTING_BATCH = env_int("ROUTING_BATCH", 100)  # most offers one dispatch pass makes (one transaction)
@@ -218,6 +219,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "routing.tasks.sweep",
         "schedule": float(env_int("ROUTING_SWEEP_SECONDS", 5)),
         "options": {"queue": "routing", "expires": float(env_int("ROUTING_SWEEP_SECONDS", 5))},
+    },
+    "quality-sample-reviews": {
+        "task": "quality.tasks.sample_reviews",
+        "schedule": 6 * 3600.0,  # idempotent per agent and week: each run tops up who has too few
     },
 }
 OUTBOX_ALERT_AGE_SECONDS = env_int("OUTBOX_ALERT_AGE_SECONDS", 60)

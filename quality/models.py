@@ -133,3 +133,14 @@ class Evaluation(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["interaction_id", "scorecard", "reviewer"],
                                                name="evaluation_per_reviewer")]
+
+
+class ReviewSample(models.Model):
+    """An interaction picked for review (the evaluation queue), by the weekly sampling (quality.services)."""
+
+    interaction_id = models.UUIDField(unique=True)
+    agent_id = models.CharField(max_length=150, db_index=True)
+    week = models.DateField(help_text="the Monday of the week sampled")
+    weight = models.FloatField()
+    reasons = models.JSONField(default=list, help_text="why it weighed more: low CSAT, long handle time, ...")
+    picked_at = models.DateTimeField(auto_now_add=True)

@@ -248,3 +248,69 @@ def calibration(interaction_id: uuid.UUID) -> dict:
             "mean": round(statistics.mean(scores), 2), "spread": round(max(scores) - min(scores), 2),
             "stdev": round(statistics.pstdev(scores), 2)})
     return {"interaction_id": str(interaction_id), "scorecards": out}
+
+
+# --- sampling for review ---------------------------------------------------------------------------------
+
+
+def sample_for_review(*, now=None, per_agent: int | None = None) -> int:
+    """Pick up to `per_agent` (QUALITY_SAMPLES_PER_AGENT) interactions per agent from the last 7 days for review.
+
+    Weighted, without replacement (Efraimidis-Spirakis keys, seeded by agent
+    and week, so a re-run picks the same): a low CSAT, a long handle time
+    (against the agent's own median) and a repeat contact weigh more; every
+    resolved interaction can be picked. Idempotent: an agent who has their
+    samples for the week gets no more. Returns how many were picked.
+    """
+    import datetime as dt
+    import random
+    import statistics
+
+    from quality.models import InteractionFact, ReviewSample
+
+    now = now or timezone.now()
+    per_agent = settings.QUALITY_SAMPLES_PER_AGENT if per_agent is None else per_agent
+    week = (now - dt.timedelta(days=now.weekday())).date()
+    facts = list(InteractionFact.objects.filter(
+        resolved_at__gte=now - dt.timedelta(days=7), resolved_at__lt=now, answered_at__isnull=False,
+        direction="inbound").exclude(agent_id=None).values(
+        "interaction_id", "agent_id", "csat", "talk_seconds", "hold_seconds", "acw_seconds", "repeat_contact_at"))
+    taken = set(ReviewSample.objects.filter(interaction_id__in=[f["interaction_id"] for f in facts])
+                .values_list("interaction_id", flat=True))
+    by_agent: dict[str, list[dict]] = {}
+    for f in facts:
+        by_agent.setdefault(f["agent_id"], []).append(f)
+    picked = 0
+    with transaction.atomic():
+        for agent, items in sorted(by_agent.items()):
+            have = ReviewSample.objects.filter(agent_id=agent, week=week).count()
+            if have >= per_agent:
+                continue
+            handle = {f["interaction_id"]: f["talk_seconds"] + f["hold_seconds"] + f["acw_seconds"] for f in items}
+            median = statistics.median(handle.values()) or 1.0
+            rnd = random.Random(f"{agent}/{week.isoformat()}")
+            keyed = []
+            for f in sorted(items, key=lambda x: str(x["interaction_id"])):
+                if f["interaction_id"] in taken:
+                    continue
+                weight, reasons = _review_weight(f, handle[f["interaction_id"]], median)
+                keyed.append((rnd.random() ** (1 / weight), f, weight, reasons))
+            for _, f, weight, reasons in sorted(keyed, key=lambda k: -k[0])[:per_agent - have]:
+                ReviewSample.objects.create(interaction_id=f["interaction_id"], agent_id=agent, week=week,
+                                            weight=round(weight, 2), reasons=reasons)
+                picked += 1
+    return picked
+
+
+def _review_weight(fact: dict, handle: float, median: float) -> tuple[float, list[str]]:
+    weight, reasons = 1.0, []
+    if fact["csat"] is not None and fact["csat"] <= 3:
+        weight += 2.0 * (4 - fact["csat"])
+        reasons.append(f"CSAT {fact['csat']}")
+    if handle > 1.5 * median:
+        weight += min(4.0, handle / median - 1)
+        reasons.append(f"handle time {handle:.0f} s, the agent's median {median:.0f} s")
+    if fact["repeat_contact_at"] is not None:
+        weight += 1.0
+        reasons.append("the customer contacted again")
+    return weight, reasons

@@ -170,3 +170,12 @@ class TranscriptLine(serializers.Serializer):
 
 class EvaluationDetail(EvaluationOutput):
     transcript = TranscriptLine(many=True, help_text="the interaction's messages and recordings, beside the form")
+
+
+class ReviewSampleOutput(serializers.Serializer):
+    interaction_id = serializers.UUIDField()
+    agent_id = serializers.CharField()
+    week = serializers.DateField()
+    weight = serializers.FloatField()
+    reasons = serializers.ListField(child=serializers.CharField())
+    picked_at = serializers.DateTimeField()

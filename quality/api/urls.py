@@ -1,7 +1,7 @@
 from django.urls import path
 
 from quality.api.views import (CalibrationView, EvaluationAcknowledge, EvaluationDetailView, EvaluationDispute,
-                               EvaluationList, EvaluationResolve, KpiReportView, ScorecardList, SurveyAnswerView,
+                               EvaluationList, EvaluationResolve, KpiReportView, ReviewQueueView, ScorecardList, SurveyAnswerView,
                                SurveyView, SurveyWebhookView)
 
 urlpatterns = [
@@ -11,6 +11,7 @@ urlpatterns = [
     path("surveys/webhook/<str:provider>/", SurveyWebhookView.as_view(), name="survey-webhook"),
     path("scorecards/", ScorecardList.as_view(), name="scorecards"),
     path("evaluations/", EvaluationList.as_view(), name="evaluations"),
+    path("evaluations/queue/", ReviewQueueView.as_view(), name="evaluation-queue"),
     path("evaluations/calibration/", CalibrationView.as_view(), name="evaluation-calibration"),
     path("evaluations/<uuid:evaluation_id>/", EvaluationDetailView.as_view(), name="evaluation"),
     path("evaluations/<uuid:evaluation_id>/acknowledge/", EvaluationAcknowledge.as_view(),

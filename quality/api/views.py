@@ -18,7 +18,7 @@ from interactions import webhooks
 from interactions.domain import InvalidValue
 from quality import kpis, services
 from quality.api import serializers as s
-from quality.models import Evaluation, Scorecard, Survey
+from quality.models import Evaluation, ReviewSample, Scorecard, Survey
 
 
 class CsvRenderer(BaseRenderer):
@@ -287,3 +287,17 @@ class CalibrationView(APIView):
             raise PermissionDenied("calibration is for supervisors")
         q = valid(s.CalibrationQuery, request.query_params)
         return Response(services.calibration(q["interaction_id"]))
+
+
+class ReviewQueueView(APIView):
+    @extend_schema(parameters=[OpenApiParameter("agent_id", str)],
+                   responses={200: s.ReviewSampleOutput(many=True), 403: ErrorSerializer})
+    def get(self, request):
+        """The evaluation queue: interactions the weekly sampling picked that nobody has evaluated yet, heaviest
+        first (low CSAT, long handle time, a repeat contact). For reviewers."""
+        if not is_reviewer(request.user):
+            raise PermissionDenied("the evaluation queue is for supervisors")
+        qs = ReviewSample.objects.exclude(interaction_id__in=Evaluation.objects.values("interaction_id"))
+        if request.query_params.get("agent_id"):
+            qs = qs.filter(agent_id=request.query_params["agent_id"])
+        return Response(s.ReviewSampleOutput(qs.order_by("-weight", "picked_at")[:200], many=True).data)
