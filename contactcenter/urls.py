@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from contactcenter.health import healthz, readyz
+from quality import views as quality_views
 from routing import views as routing_views
 
 urlpatterns = [
@@ -12,6 +13,7 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),  # sign in / out for the pages below
     path("desk/", routing_views.desk, name="desk"),
     path("wallboard/", routing_views.wallboard, name="wallboard"),
+    path("quality/", quality_views.dashboard, name="quality-dashboard"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/v1/", include("customers.api.urls")),
