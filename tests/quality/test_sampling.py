@@ -15,10 +15,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)  # a Friday
 
 
-def fact(agent, *, csat=None, handle=60.0, days_ago=1.0):
+def fact(agent, *, csat=None, handle=60.0, days_ago=1.0, iid=None):
     at = NOW - dt.timedelta(days=days_ago)
     return InteractionFact.objects.create(
-        interaction_id=uuid.uuid4(), customer_id=uuid.uuid4(), channel="chat", direction="inbound", created_at=at,
+        interaction_id=iid or uuid.uuid4(), customer_id=uuid.uuid4(), channel="chat", direction="inbound", created_at=at,
         answered_at=at, agent_id=agent, resolved_at=at, talk_seconds=handle, csat=csat).interaction_id
 
 
@@ -48,10 +48,11 @@ def test_low_csat_is_picked_far_more_often_than_chance():
         now = NOW + dt.timedelta(weeks=week)
         InteractionFact.objects.all().delete()
         ReviewSample.objects.all().delete()
-        for _ in range(9):
-            InteractionFact.objects.filter(interaction_id=fact("ann", csat=5)).update(
+        ids = [uuid.UUID(int=week * 100 + k + 1) for k in range(10)]  # fixed: the draw is reproducible
+        for iid in ids[:9]:
+            InteractionFact.objects.filter(interaction_id=fact("ann", csat=5, iid=iid)).update(
                 resolved_at=now - dt.timedelta(days=1))
-        poor = fact("ann", csat=1)
+        poor = fact("ann", csat=1, iid=ids[9])
         InteractionFact.objects.filter(interaction_id=poor).update(resolved_at=now - dt.timedelta(days=1))
         services.sample_for_review(now=now, per_agent=1)
         hits += ReviewSample.objects.filter(interaction_id=poor).exists()
