@@ -15,7 +15,7 @@ VENV := .venv
 VENV_PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: .venv run test bench-events bench-intake bench-routing clean
+.PHONY: .venv run test bench-events bench-intake bench-routing bench-kpis clean
 
 # `make .venv` creates the virtualenv; the install only re-runs when
 # requirements.txt is newer than the stamp file.
@@ -54,6 +54,10 @@ bench-intake: .venv
 # (1,000 agents, 10,000 waiting); rewrites the bench-routing section of docs/BENCHMARKS.md.
 bench-routing: .venv
 	$(VENV_PY) -m contactcenter.devstack bench bench/routing_bench.py $(BENCH_ARGS)
+
+# The KPI projection replaying 500,000 events and a 90-day report (docs/BENCHMARKS.md, bench-kpis section).
+bench-kpis: .venv
+	$(VENV_PY) -m contactcenter.devstack bench bench/kpis_bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf .data

@@ -85,6 +85,29 @@ def report(metric: str, group_by: list[str], start: dt.datetime, end: dt.datetim
     m = metrics()[metric]
     if metric == "occupancy":
         return _occupancy(group_by, start, end, tz)
+    sql, params = report_sql(metric, group_by, start, end, tz)
+    with connection.cursor() as cur:
+        cur.execute(sql, params)
+        rows = cur.fetchall()
+    out = []
+    for row in rows:
+        groups, (num, den) = row[:len(group_by)], row[len(group_by):]
+        item = {g: _label(v) for g, v in zip(group_by, groups, strict=True)}
+        if m.kind == "ratio":
+            item.update(value=round(num / den, 4) if den else None, numerator=num, denominator=den)
+        elif m.kind == "nps":
+            item.update(value=round(100 * num / den, 1) if den else None, net_promoters=num, responses=den)
+        else:
+            item.update(value=round(float(num) / den, 1) if den else None, total_seconds=round(float(num), 1),
+                        count=den)
+        out.append(item)
+    return out
+
+
+def report_sql(metric: str, group_by: list[str], start: dt.datetime, end: dt.datetime, tz: str = "UTC"
+               ) -> tuple[str, dict]:
+    """The one query behind a report of a fact-based metric (make bench-kpis times it bare)."""
+    m = metrics()[metric]
     select, keys = [], []
     for g in group_by:
         if g == "agent":
@@ -113,22 +136,7 @@ def report(metric: str, group_by: list[str], start: dt.datetime, end: dt.datetim
         WHERE ({m.denominator}) AND ({m.at}) >= %(start)s AND ({m.at}) < %(end)s
         {('GROUP BY ' + ', '.join(keys)) if keys else ''}
         {('ORDER BY ' + ', '.join(keys)) if keys else ''}"""
-    with connection.cursor() as cur:
-        cur.execute(sql, {"start": start, "end": end, "tz": tz})
-        rows = cur.fetchall()
-    out = []
-    for row in rows:
-        groups, (num, den) = row[:len(group_by)], row[len(group_by):]
-        item = {g: _label(v) for g, v in zip(group_by, groups, strict=True)}
-        if m.kind == "ratio":
-            item.update(value=round(num / den, 4) if den else None, numerator=num, denominator=den)
-        elif m.kind == "nps":
-            item.update(value=round(100 * num / den, 1) if den else None, net_promoters=num, responses=den)
-        else:
-            item.update(value=round(float(num) / den, 1) if den else None, total_seconds=round(float(num), 1),
-                        count=den)
-        out.append(item)
-    return out
+    return sql, {"start": start, "end": end, "tz": tz}
 
 
 def _label(value):
