@@ -199,6 +199,7 @@ KPI_FCR_WINDOW_DAYS = env_int("KPI_FCR_WINDOW_DAYS", 7)  # a contact again about
 KPI_SHORT_ABANDON_SECONDS = env_int("KPI_SHORT_ABANDON_SECONDS", 5)  # abandoned sooner: left out of the rates
 QUALITY_SAMPLES_PER_AGENT = env_int("QUALITY_SAMPLES_PER_AGENT", 3)  # interactions per agent per week to review
 SURVEY_KIND = os.environ.get("SURVEY_KIND", "csat")  # after each resolution: csat, nps, both, or off
+KPI_REPORT_WORK_MEM = os.environ.get("KPI_REPORT_WORK_MEM", "64MB")  # per report query: its sort stays in memory
 KPI_DEFAULT_SL_SECONDS = env_int("KPI_DEFAULT_SL_SECONDS", 20)  # service-level threshold of an unconfigured queue
 ROUTING_BATCH = env_int("ROUTING_BATCH", 100)  # most offers one dispatch pass makes (one transaction)
 ROUTING_POOL = env_int("ROUTING_POOL", 10)  # best-ranked free agents scored per decision (ties with the last too)
