@@ -1,6 +1,7 @@
 from django import forms
 from django.contrib import admin, messages
 
+from events.admin import ReadOnlyAdmin
 from quality import scoring, services
 from quality.models import Evaluation, Scorecard, Survey
 
@@ -40,33 +41,15 @@ class ScorecardAdmin(admin.ModelAdmin):
 
 
 @admin.register(Evaluation)
-class EvaluationAdmin(admin.ModelAdmin):
+class EvaluationAdmin(ReadOnlyAdmin):
     """Evaluations are made and answered through the API (their events are the record): read-only here."""
 
     list_display = ("interaction_id", "agent_id", "reviewer", "scorecard", "score", "status", "created_at")
     list_filter = ("status", "scorecard")
     search_fields = ("agent_id", "reviewer", "interaction_id")
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(Survey)
-class SurveyAdmin(admin.ModelAdmin):
+class SurveyAdmin(ReadOnlyAdmin):
     list_display = ("interaction_id", "agent_id", "channel", "kind", "sent_at", "answered_at", "csat", "nps")
     list_filter = ("kind", "channel")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

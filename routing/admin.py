@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from events.admin import ReadOnlyAdmin
 from routing.models import Agent, AgentSkill, Queue, QueueSkill, Skill, Team, Work
 
 
@@ -48,7 +49,7 @@ class QueueAdmin(admin.ModelAdmin):
 
 
 @admin.register(Work)
-class WorkAdmin(admin.ModelAdmin):
+class WorkAdmin(ReadOnlyAdmin):
     """What routing decides over right now (read-only: it follows the interactions)."""
 
     list_display = ("interaction_id", "queue", "channel", "status", "agent_id", "priority", "enqueued_at",
@@ -56,12 +57,3 @@ class WorkAdmin(admin.ModelAdmin):
     list_filter = ("status", "queue", "channel")
     search_fields = ("=interaction_id", "agent_id")
     ordering = ("-priority", "enqueued_at")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
