@@ -29,6 +29,18 @@ def wait_for(predicate: Callable[[], object], timeout: float = 30.0, interval: f
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+@pytest.fixture(autouse=True)
+def fresh_channel_layer():
+    """Each test gets its own channel layer. channels_redis binds a layer's receive lock to the event loop of
+    its first receiver and keeps a count of receivers; a socket test that ends mid-receive in one event
+    loop would otherwise break the next test's sockets in another ("bound to a different event loop")."""
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
 @pytest.fixture
 def topic(settings):
     """A topic of its own for each test, so tests never read each other's messages."""
