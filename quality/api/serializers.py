@@ -93,7 +93,14 @@ class SurveyAnswerInput(serializers.Serializer):
 
 
 class SurveyWebhookInput(SurveyAnswerInput):
-    survey_id = serializers.UUIDField()
+    survey_id = serializers.UUIDField(required=False, help_text="the survey named in the question")
+    interaction_id = serializers.UUIDField(required=False, help_text="or the interaction it asks about (an IVR "
+                                                                     "survey after the call knows the call)")
+
+    def validate(self, attrs):
+        if ("survey_id" in attrs) == ("interaction_id" in attrs):
+            raise serializers.ValidationError({"survey_id": ["give survey_id or interaction_id, one of them"]})
+        return attrs
 
 
 class SurveyOutput(serializers.Serializer):

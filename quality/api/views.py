@@ -139,8 +139,14 @@ class SurveyWebhookView(APIView):
         if not isinstance(payload, dict):
             raise InvalidValue("payload", "the body must be a JSON object")
         data = valid(s.SurveyWebhookInput, payload)
-        survey_id = data.pop("survey_id")
-        _survey(survey_id)
+        if "interaction_id" in data:
+            found = Survey.objects.filter(interaction_id=data.pop("interaction_id")).values_list("id", flat=True)
+            if not found:
+                raise NotFound("no survey of that interaction")
+            survey_id = found[0]
+        else:
+            survey_id = data.pop("survey_id")
+            _survey(survey_id)
         meta = Metadata(actor=Actor("provider", f"survey/{provider}", provider))
         survey, repeated = services.survey_answer(survey_id=survey_id, meta=meta, via=f"webhook/{provider}", **data)
         return Response(s.SurveyOutput(survey).data, status=200 if repeated else 201)

@@ -106,6 +106,12 @@ def test_a_signed_webhook_answer_and_the_csat_and_nps_figures(desk, settings):
     assert post({"survey_id": str(first.id), "csat": 5}).status_code == 201
     assert post({"survey_id": str(first.id), "csat": 5}).status_code == 200  # redelivered: counted once
     assert post({"survey_id": str(uuid.uuid4()), "csat": 5}).status_code == 404
+    neither = post({"csat": 5})
+    assert neither.status_code == 400 and "survey_id" in neither.json()
+    by_interaction = resolved()  # an IVR survey after the call knows the call, not the survey
+    assert post({"interaction_id": str(by_interaction.id), "csat": 3}).status_code == 201
+    assert Survey.objects.get(interaction_id=by_interaction.id).csat == 3
+    assert post({"interaction_id": str(uuid.uuid4()), "csat": 3}).status_code == 404
     for score in (4, 2):
         services.survey_answer(survey_id=Survey.objects.get(interaction_id=resolved().id).id, csat=score)
     settings.SURVEY_KIND = "nps"
@@ -114,6 +120,6 @@ def test_a_signed_webhook_answer_and_the_csat_and_nps_figures(desk, settings):
     apply_envelopes(get_projection("quality.interaction_facts"), store.read_all(limit=100_000))
     window = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1), dt.datetime.now(dt.UTC) + dt.timedelta(days=1))
     csat = kpis.report("csat", ["agent"], *window)
-    assert csat == [{"agent": "ann", "value": 0.6667, "numerator": 2, "denominator": 3}]  # 5 and 4 of 5, 4, 2
+    assert csat == [{"agent": "ann", "value": 0.5, "numerator": 2, "denominator": 4}]  # 5 and 4 of 5, 3, 4, 2
     nps = kpis.report("nps", [], *window)
     assert nps == [{"value": 25.0, "net_promoters": 1, "responses": 4}]  # (2 promoters - 1 detractor) / 4

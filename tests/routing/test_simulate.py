@@ -25,6 +25,8 @@ def test_simulated_customers_and_agents_run_through_the_system(web, routing_work
     surveys = Event.objects.filter(event_type="quality.SurveySent").count()
     assert surveys == Event.objects.filter(event_type="interactions.InteractionCreated",
                                            data__direction="outbound").count() and surveys >= 1
+    answered = Event.objects.filter(event_type="quality.SurveyAnswered").count()
+    assert answered >= 1 and f"surveys answered: {answered}," in out  # the customers answer most of them
     wrapped = Event.objects.filter(event_type="interactions.InteractionWrappedUp").count()
     offered = Event.objects.filter(event_type="interactions.InteractionOffered").count()
     assert arrived >= 10 and f"customers arrived: {arrived}" in out

@@ -46,6 +46,7 @@ class Tally:
     answer_seconds: list = field(default_factory=list)
     offered_at: dict = field(default_factory=dict)
     errors: list = field(default_factory=list)
+    csat: list = field(default_factory=list)
 
 
 def _rate(text: str) -> float:
@@ -130,6 +131,8 @@ class Command(BaseCommand):
             f"{c['ignored']}; transferred {c['transferred']}; wrapped up {c['wrapped']}",
             f"replies sent: {c['replies']}",
         ]
+        if tally.csat:
+            lines.append(f"surveys answered: {c['surveys']}, CSAT mean {sum(tally.csat) / len(tally.csat):.2f}")
         if tally.answer_seconds:
             waits = sorted(tally.answer_seconds)
             lines.append(f"offer to accept: mean {sum(waits) / len(waits):.1f} s, "
@@ -295,6 +298,28 @@ class Simulation:
         if await self.api("POST", f"/api/v1/interactions/{iid}/wrap-up/", token,
                           {"disposition": self.rnd.choice(DISPOSITIONS), "notes": "simulated"}):
             self.tally.counts["wrapped"] += 1
+            if self.rnd.random() < 0.6:  # most customers answer the satisfaction survey that follows
+                await asyncio.sleep(self.rnd.uniform(0.1, 0.5))
+                await self.answer_survey(iid)
+
+    async def answer_survey(self, iid: str) -> None:
+        """The customer's answer, relayed by the survey provider (the signed survey webhook)."""
+        score = self.rnd.choices([5, 4, 3, 2, 1], weights=[50, 28, 10, 7, 5])[0]
+        raw = json.dumps({"interaction_id": iid, "csat": score}).encode()
+        ts = str(int(time.time()))
+        req = urllib.request.Request(
+            f"{self.base}/api/v1/surveys/webhook/{self.provider}/", data=raw, method="POST",
+            headers={"X-Timestamp": ts, "X-Signature": webhooks.sign(self.secret, ts, raw),
+                     "Content-Type": "application/json"})
+        try:
+            await asyncio.to_thread(lambda: urllib.request.urlopen(req, timeout=30).read())
+            self.tally.counts["surveys"] += 1
+            self.tally.csat.append(score)
+        except urllib.error.HTTPError as exc:
+            if exc.code not in (400, 404):  # no survey (SURVEY_KIND off), or one that asks for NPS: not answered
+                self.tally.errors.append(f"survey {iid}: {exc.code} {exc.read()[:200]!r}")
+        except OSError as exc:
+            self.tally.errors.append(f"survey {iid}: {exc}")
 
     async def run(self) -> Tally:
         stop = asyncio.Event()
