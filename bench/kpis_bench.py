@@ -192,7 +192,8 @@ def measure_reports(b: Bench) -> None:
     from django.conf import settings
 
     conn = psycopg.connect(os.environ["DATABASE_URL"], autocommit=True)
-    conn.execute("SELECT set_config('work_mem', %s, false)", [settings.KPI_REPORT_WORK_MEM])  # as kpis.report
+    conn.execute("SELECT set_config('work_mem', %s, false), set_config('timezone', 'UTC', false)",
+                 [settings.KPI_REPORT_WORK_MEM])  # as kpis.report sets them
     for metric in ("aht", "fcr", "service_level"):
         sql, params = kpis.report_sql(metric, ["agent", "day"], start, end)
         ours, bare = [], []
@@ -234,7 +235,7 @@ those get a CSAT answer. About 7.5 events an interaction.
 2. **Report.** `quality.kpis.report(metric, ["agent", "day"], 90 days)` (what the reports API runs,
    without HTTP), for aht, fcr and service_level, 30 runs after 3 warm-up; beside it, in the same
    loop, the bare SQL it runs (`quality.kpis.report_sql`) through psycopg with nothing built from the
-   rows, with the same `work_mem` (`KPI_REPORT_WORK_MEM`, 64MB) that `report` sets for its query. The
+   rows, with the same `work_mem` (`KPI_REPORT_WORK_MEM`, 64MB) and time zone that `report` sets. The
    first run of each also checks both return the same number of rows.
 """
 

@@ -90,7 +90,8 @@ def report(metric: str, group_by: list[str], start: dt.datetime, end: dt.datetim
     sql, params = report_sql(metric, group_by, start, end, tz)
     with transaction.atomic(), raw_cursor() as cur:
         # Grouping a quarter's facts by agent and day sorts tens of thousands of rows: in memory, not on disk.
-        cur.execute("SELECT set_config('work_mem', %s, true)", [settings.KPI_REPORT_WORK_MEM])
+        cur.execute("SELECT set_config('work_mem', %s, true), set_config('timezone', %s, true)",
+                    [settings.KPI_REPORT_WORK_MEM, tz])
         cur.execute(sql, params, binary=True)
         rows = cur.fetchall()
     n = len(group_by)
@@ -108,7 +109,8 @@ def report(metric: str, group_by: list[str], start: dt.datetime, end: dt.datetim
 
 def report_sql(metric: str, group_by: list[str], start: dt.datetime, end: dt.datetime, tz: str = "UTC"
                ) -> tuple[str, dict]:
-    """The one query behind a report of a fact-based metric (make bench-kpis times it bare)."""
+    """The one query behind a report of a fact-based metric (make bench-kpis times it bare). Hours, days and
+    weeks are those of the session's time zone: report() sets it to `tz` for the query's transaction."""
     m = metrics()[metric]
     select, keys = [], []
     for g in group_by:
@@ -118,8 +120,8 @@ def report_sql(metric: str, group_by: list[str], start: dt.datetime, end: dt.dat
             expr = "t.name"
         elif g in ("queue", "channel"):
             expr = f"f.{g}"
-        else:  # hour, day, week: in the asked time zone, labelled as local ISO time
-            expr = f"date_trunc('{g}', ({m.at}) AT TIME ZONE %(tz)s)"
+        else:  # hour, day, week: in the asked time zone (the session's, set by report()), labelled as local time
+            expr = f"date_trunc('{g}', {m.at})"
             select.append(f"""to_char({expr}, 'YYYY-MM-DD"T"HH24:MI:SS') AS {g}""")
             keys.append(expr)
             continue
