@@ -662,7 +662,8 @@ def offerable_left(queues: dict, ids: list[str] | None = None) -> tuple[int, int
     who declined, so it is cheap."""
     from routing import domain
     from routing.models import Agent, Work
-    from routing.services import _loads, _policy  # read-only helpers of the code under test
+    from routing.models import Queue
+    from routing.services import _loads  # a read-only helper of the code under test
 
     agents = list(Agent.objects.filter(presence=domain.AVAILABLE).select_related("user").prefetch_related("skills"))
     loads = _loads([x.user.get_username() for x in agents])
@@ -680,7 +681,8 @@ def offerable_left(queues: dict, ids: list[str] | None = None) -> tuple[int, int
     now = dt.datetime.now(dt.UTC)
     could = 0
     for (queue, _, _), works in groups.items():
-        policy = _policy(queue)
+        found = Queue.objects.filter(name=queue).prefetch_related("skills").first()
+        policy = found.policy() if found else domain.QueuePolicy(name=queue)
         view = works[0].view()
         step = domain.step_in_force(policy, (now - works[0].enqueued_at).total_seconds())
         if any(domain.evaluate(policy, view, v, step=step).eligible for v in views):

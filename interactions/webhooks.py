@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
 import time
 from html.parser import HTMLParser
@@ -105,6 +106,30 @@ def verify(*, secret: str, timestamp: str | None, signature: str | None, body: b
     # compare_digest: constant time, so the comparison leaks nothing of the expected value.
     if not hmac.compare_digest(sign(secret, timestamp, body), signature.strip().lower()):
         raise SignatureRejected("the signature does not match")
+
+
+def signed_payload(request, provider: str) -> dict:
+    """The JSON object a provider sent, once its signature checks out: the body's announced and real size
+    (413 over MAX_BYTES), then the signature over the raw bytes, and only then parsing (400 naming `payload`).
+    What is verified is what is parsed."""
+    from interactions.domain import InvalidValue
+
+    secret = secret_for(provider)
+    announced = request.META.get("CONTENT_LENGTH") or "0"  # refused before the body is read into memory
+    if announced.isdigit() and int(announced) > MAX_BYTES:
+        raise BodyTooLarge()
+    raw = request.body
+    if len(raw) > MAX_BYTES:
+        raise BodyTooLarge()
+    verify(secret=secret, timestamp=request.META.get(TIMESTAMP_HEADER), signature=request.META.get(SIGNATURE_HEADER),
+           body=raw)
+    try:
+        payload = json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidValue("payload", f"the body is not JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise InvalidValue("payload", "the body must be a JSON object")
+    return payload
 
 
 # --- HTML mail to text -----------------------------------------------------

@@ -9,6 +9,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from routing.realtime import WALLBOARD, agent_group, offer_context, queue_live
+from routing.selectors import is_supervisor
 
 
 class _Consumer(AsyncJsonWebsocketConsumer):
@@ -70,7 +71,7 @@ class WallboardConsumer(_Consumer):
     """
 
     def group_for(self, user):
-        if user.is_staff or user.supervised_teams.exists():
+        if is_supervisor(user):
             return WALLBOARD
         return None
 

@@ -109,3 +109,8 @@ def _today(queue: str, since: dt.datetime, target_seconds: int) -> tuple[int, in
         )
         answered, within, asa, abandoned = cur.fetchone()
     return answered, within, float(asa) if asa is not None else None, abandoned
+
+
+def is_supervisor(user) -> bool:
+    """Staff, or a supervisor of some team: who sees the wallboard, the reports and every evaluation."""
+    return user.is_staff or user.supervised_teams.exists()

@@ -301,11 +301,6 @@ def _new_work(row: Interaction, queue: str) -> Work:
     return work
 
 
-def _policy(queue: str) -> domain.QueuePolicy:
-    found = Queue.objects.filter(name=queue).prefetch_related("skills").first()
-    return found.policy() if found else domain.QueuePolicy(name=queue)
-
-
 def _priority(queue: str, work: Work) -> int:
     """The work's priority in `queue` (routing.domain.priority), from the three columns it needs."""
     found = Queue.objects.filter(name=queue).values_list("priority", "vip_boost", "repeat_boost").first()

@@ -11,6 +11,7 @@ from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 
 from routing.models import Agent
+from routing.selectors import is_supervisor
 
 
 @login_required
@@ -24,6 +25,6 @@ def desk(request):
 @login_required
 @ensure_csrf_cookie
 def wallboard(request):
-    if not (request.user.is_staff or request.user.supervised_teams.exists()):
+    if not is_supervisor(request.user):
         raise PermissionDenied("the wallboard is for supervisors")
     return render(request, "routing/wallboard.html")

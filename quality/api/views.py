@@ -15,10 +15,10 @@ from rest_framework.views import APIView
 from contactcenter.api import ErrorSerializer, command_meta, valid
 from events.store import Actor, Metadata
 from interactions import webhooks
-from interactions.domain import InvalidValue
 from quality import kpis, services
 from quality.api import serializers as s
 from quality.models import Evaluation, ReviewSample, Scorecard, Survey
+from routing.selectors import is_supervisor
 
 
 class CsvRenderer(BaseRenderer):
@@ -43,7 +43,7 @@ class CsvRenderer(BaseRenderer):
 
 def may_read_reports(user) -> bool:
     """Staff and team supervisors read KPIs; agents do not (their own figures come with evaluations)."""
-    return user.is_staff or user.supervised_teams.exists()
+    return is_supervisor(user)
 
 
 class KpiReportView(APIView):
@@ -126,19 +126,7 @@ class SurveyWebhookView(APIView):
         auth=[],
     )
     def post(self, request, provider: str):
-        secret = webhooks.secret_for(provider)
-        raw = request.body
-        if len(raw) > webhooks.MAX_BYTES:
-            raise webhooks.BodyTooLarge()
-        webhooks.verify(secret=secret, timestamp=request.META.get(webhooks.TIMESTAMP_HEADER),
-                        signature=request.META.get(webhooks.SIGNATURE_HEADER), body=raw)
-        try:
-            payload = json.loads(raw)
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise InvalidValue("payload", f"the body is not JSON: {exc}") from None
-        if not isinstance(payload, dict):
-            raise InvalidValue("payload", "the body must be a JSON object")
-        data = valid(s.SurveyWebhookInput, payload)
+        data = valid(s.SurveyWebhookInput, webhooks.signed_payload(request, provider))
         if "interaction_id" in data:
             found = Survey.objects.filter(interaction_id=data.pop("interaction_id")).values_list("id", flat=True)
             if not found:
