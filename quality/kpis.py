@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -32,7 +33,7 @@ def metrics() -> dict[str, Metric]:
     """The metrics under the current settings (the FCR window and short-abandon threshold are in the texts)."""
     short = float(settings.KPI_SHORT_ABANDON_SECONDS)
     offered = f"(f.answered_at IS NOT NULL OR (f.abandoned_at IS NOT NULL AND f.abandon_wait_seconds >= {short}))"
-    wait = "extract(epoch FROM f.answered_at - f.queued_at)"
+    wait = "date_part('epoch', f.answered_at - f.queued_at)"  # float8: extract() would be numeric, slower
     return {m.name: m for m in (
         Metric("fcr", "ratio", "f.resolved_at",
                "f.reopened = 0 AND f.repeat_contact_at IS NULL",
@@ -82,6 +83,37 @@ class Ungroupable(ValueError):
     """A grouping a metric has no meaning for (occupancy by queue)."""
 
 
+def buckets(unit: str, start: dt.datetime, end: dt.datetime, tz: str) -> tuple[list[dt.datetime], list[str]]:
+    """The hour, day or week buckets of the time zone `tz` that [start, end) crosses: their edges (start, each
+    bucket start inside the window, end) and each bucket's label, its local start (daylight-saving days have 23
+    or 25 hours). A row falls in bucket i when edges[i] <= its moment < edges[i + 1]."""
+    zone = ZoneInfo(tz)
+    local = start.astimezone(zone)
+    if unit == "hour":
+        first = local.replace(minute=0, second=0, microsecond=0)
+
+        def following(t: dt.datetime) -> dt.datetime:
+            nxt = (t.astimezone(dt.UTC) + dt.timedelta(hours=1)).astimezone(zone)
+            floored = nxt.replace(minute=0, second=0, microsecond=0)
+            return floored if floored > t else nxt
+    else:
+        day = local.date() - dt.timedelta(days=local.weekday() if unit == "week" else 0)
+        first = dt.datetime.combine(day, dt.time(), tzinfo=zone)
+        days = 7 if unit == "week" else 1
+
+        def following(t: dt.datetime) -> dt.datetime:
+            return dt.datetime.combine(t.date() + dt.timedelta(days=days), dt.time(), tzinfo=zone)
+
+    edges, labels, t = [start], [], first
+    while t < end:
+        labels.append(t.replace(tzinfo=None).isoformat(timespec="seconds"))
+        t = following(t)
+        if start < t < end:
+            edges.append(t.astimezone(dt.UTC))  # aware datetimes of one zone subtract as wall-clock times
+    edges.append(end)
+    return edges, labels
+
+
 def report(metric: str, group_by: list[str], start: dt.datetime, end: dt.datetime, tz: str = "UTC") -> list[dict]:
     """One row per group: the value, its numerator and denominator (or total seconds and count)."""
     m = metrics()[metric]
@@ -89,44 +121,46 @@ def report(metric: str, group_by: list[str], start: dt.datetime, end: dt.datetim
         return _occupancy(group_by, start, end, tz)
     sql, params = report_sql(metric, group_by, start, end, tz)
     with transaction.atomic(), raw_cursor() as cur:
-        # Grouping a quarter's facts by agent and day sorts tens of thousands of rows: in memory, not on disk.
-        cur.execute("SELECT set_config('work_mem', %s, true), set_config('timezone', %s, true)",
-                    [settings.KPI_REPORT_WORK_MEM, tz])
+        # Grouping a quarter's facts by agent and day hashes tens of thousands of groups: in memory, not on disk.
+        cur.execute("SELECT set_config('work_mem', %s, true)", [settings.KPI_REPORT_WORK_MEM])
         cur.execute(sql, params, binary=True)
         rows = cur.fetchall()
     n = len(group_by)
+    for k, g in enumerate(group_by):  # bucket numbers to their labels
+        if g in TIME_GROUPS:
+            labels = params[f"{g}_labels"]
+            rows = [(*r[:k], labels[r[k] - 1], *r[k + 1:]) for r in rows]
+    names = (*group_by, "value", *{"ratio": ("numerator", "denominator"), "nps": ("net_promoters", "responses"),
+                                   "mean_seconds": ("total_seconds", "count")}[m.kind])
     if m.kind == "ratio":
-        return [{**dict(zip(group_by, r[:n], strict=True)), "value": round(r[n] / r[n + 1], 4) if r[n + 1] else None,
-                 "numerator": r[n], "denominator": r[n + 1]} for r in rows]
+        return [dict(zip(names, (*r[:n], round(r[n] / r[n + 1], 4) if r[n + 1] else None, *r[n:]), strict=True))
+                for r in rows]
     if m.kind == "nps":
-        return [{**dict(zip(group_by, r[:n], strict=True)),
-                 "value": round(100 * r[n] / r[n + 1], 1) if r[n + 1] else None, "net_promoters": r[n],
-                 "responses": r[n + 1]} for r in rows]
-    return [{**dict(zip(group_by, r[:n], strict=True)),
-             "value": round(float(r[n]) / r[n + 1], 1) if r[n + 1] else None, "total_seconds": round(float(r[n]), 1),
-             "count": r[n + 1]} for r in rows]
+        return [dict(zip(names, (*r[:n], round(100 * r[n] / r[n + 1], 1) if r[n + 1] else None, *r[n:]), strict=True))
+                for r in rows]
+    return [dict(zip(names, (*r[:n], round(r[n] / r[n + 1], 1) if r[n + 1] else None, round(r[n], 1), r[n + 1]),
+                     strict=True))
+            for r in rows]
 
 
 def report_sql(metric: str, group_by: list[str], start: dt.datetime, end: dt.datetime, tz: str = "UTC"
                ) -> tuple[str, dict]:
-    """The one query behind a report of a fact-based metric (make bench-kpis times it bare). Hours, days and
-    weeks are those of the session's time zone: report() sets it to `tz` for the query's transaction."""
+    """The one query behind a report of a fact-based metric (make bench-kpis times it bare). An hour, day or
+    week group comes back as its bucket's number (1, 2, ...): `params[group + "_labels"][number - 1]` names it.
+    The buckets are computed here (`buckets`), so PostgreSQL only compares each row's moment with their edges."""
     m = metrics()[metric]
-    select, keys = [], []
+    params: dict = {"start": start, "end": end}
+    keys = []
     for g in group_by:
         if g == "agent":
-            expr = m.agent
+            keys.append(m.agent)
         elif g == "team":
-            expr = "t.name"
+            keys.append("t.name")
         elif g in ("queue", "channel"):
-            expr = f"f.{g}"
-        else:  # hour, day, week: in the asked time zone (the session's, set by report()), labelled as local time
-            expr = f"date_trunc('{g}', {m.at})"
-            select.append(f"""to_char({expr}, 'YYYY-MM-DD"T"HH24:MI:SS') AS {g}""")
-            keys.append(expr)
-            continue
-        select.append(f"{expr} AS {g}")
-        keys.append(expr)
+            keys.append(f"f.{g}")
+        else:
+            params[f"{g}_edges"], params[f"{g}_labels"] = buckets(g, start, end, tz)
+            keys.append(f"width_bucket({m.at}, %({g}_edges)s::timestamptz[])")
     team_join = ""
     if "team" in group_by:
         team_join = (f"LEFT JOIN auth_user u ON u.username = {m.agent} LEFT JOIN routing_agent a ON a.user_id = u.id "
@@ -136,20 +170,16 @@ def report_sql(metric: str, group_by: list[str], start: dt.datetime, end: dt.dat
     elif m.kind == "nps":
         measure = "count(*) FILTER (WHERE f.nps >= 9) - count(*) FILTER (WHERE f.nps <= 6) AS num, count(*) AS den"
     else:
-        measure = f"coalesce(sum({m.numerator}), 0) AS num, count(*) AS den"
+        measure = f"coalesce(sum({m.numerator}), 0)::float8 AS num, count(*) AS den"
+    select = [f"{k} AS {g}" for g, k in zip(group_by, keys, strict=True)]
+    numbers = ", ".join(str(k) for k in range(1, len(keys) + 1))
     sql = f"""
         SELECT {', '.join(select + [measure])}
         FROM quality_interactionfact f {team_join}
         WHERE ({m.denominator}) AND ({m.at}) >= %(start)s AND ({m.at}) < %(end)s
-        {('GROUP BY ' + ', '.join(keys)) if keys else ''}
-        {('ORDER BY ' + ', '.join(keys)) if keys else ''}"""
-    return sql, {"start": start, "end": end, "tz": tz}
-
-
-def _label(value):
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    return value
+        {('GROUP BY ' + numbers) if keys else ''}
+        {('ORDER BY ' + numbers) if keys else ''}"""
+    return sql, params
 
 
 def _occupancy(group_by: list[str], start: dt.datetime, end: dt.datetime, tz: str) -> list[dict]:
@@ -161,17 +191,17 @@ def _occupancy(group_by: list[str], start: dt.datetime, end: dt.datetime, tz: st
     times = [g for g in group_by if g in TIME_GROUPS]
     if len(times) > 1:
         raise Ungroupable("occupancy takes one of hour, day, week")
+    params: dict = {"start": start, "end": end, "staffed": list(STAFFED)}
     if times:
-        unit = times[0]
-        buckets = f"""SELECT (b AT TIME ZONE %(tz)s) AS bstart, ((b + interval '1 {unit}') AT TIME ZONE %(tz)s) AS bend,
-                             b AS label
-                      FROM generate_series(date_trunc('{unit}', %(start)s AT TIME ZONE %(tz)s),
-                                           (%(end)s - interval '1 microsecond') AT TIME ZONE %(tz)s,
-                                           interval '1 {unit}') b"""
+        edges, labels = buckets(times[0], start, end, tz)
+        params.update(lo=edges[:-1], hi=edges[1:])
+        buckets_sql = ("SELECT e.bstart, e.bend, e.label FROM unnest(%(lo)s::timestamptz[], %(hi)s::timestamptz[]) "
+                       "WITH ORDINALITY AS e(bstart, bend, label)")
     else:
-        buckets = "SELECT %(start)s::timestamptz AS bstart, %(end)s::timestamptz AS bend, NULL::timestamp AS label"
+        labels = []
+        buckets_sql = "SELECT %(start)s::timestamptz AS bstart, %(end)s::timestamptz AS bend, NULL::bigint AS label"
     sql = f"""
-        WITH buckets AS ({buckets}),
+        WITH buckets AS ({buckets_sql}),
         staffed AS (
             SELECT i.agent_id, b.label, sum(greatest(0, extract(epoch FROM
                        least(coalesce(i.ended_at, now()), b.bend, %(end)s) - greatest(i.started_at, b.bstart, %(start)s)
@@ -193,11 +223,11 @@ def _occupancy(group_by: list[str], start: dt.datetime, end: dt.datetime, tz: st
         LEFT JOIN routing_team t ON t.id = a.team_id"""
     with transaction.atomic(), connection.cursor() as cur:
         cur.execute("SELECT set_config('work_mem', %s, true)", [settings.KPI_REPORT_WORK_MEM])
-        cur.execute(sql, {"start": start, "end": end, "tz": tz, "staffed": list(STAFFED)})
+        cur.execute(sql, params)
         rows = cur.fetchall()
     totals: dict[tuple, list[float]] = {}
     for agent, team, label, handled, staffed in rows:
-        values = {"agent": agent, "team": team, **({times[0]: _label(label)} if times else {})}
+        values = {"agent": agent, "team": team, **({times[0]: labels[label - 1]} if times else {})}
         key = tuple(values[g] for g in group_by)
         acc = totals.setdefault(key, [0.0, 0.0])
         acc[0] += float(handled)

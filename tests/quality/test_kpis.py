@@ -150,3 +150,40 @@ def test_occupancy_is_handle_time_over_staffed_time_cut_at_the_window_and_the_da
                                                                   ("2026-11-02T00:00:00", 900.0 + 3 * 3600.0)]
     with pytest.raises(kpis.Ungroupable):
         kpis.report("occupancy", ["queue"], *WINDOW)
+
+
+@pytest.mark.parametrize("unit, tz, start, end, labels, hours", [
+    # New York falls back on 1 Nov 2026: that day has 25 hours.
+    ("day", "America/New_York", "2026-10-31T12:00:00+00:00", "2026-11-03T05:00:00+00:00",
+     ["2026-10-31T00:00:00", "2026-11-01T00:00:00", "2026-11-02T00:00:00"], [16, 25, 24]),
+    # Kolkata is 5 h 30 min ahead: its hours start at half past in UTC.
+    ("hour", "Asia/Kolkata", "2026-11-02T09:00:00+00:00", "2026-11-02T11:00:00+00:00",
+     ["2026-11-02T14:00:00", "2026-11-02T15:00:00", "2026-11-02T16:00:00"], [0.5, 1, 0.5]),
+    # Weeks start on Monday; a window starting mid-week is labelled by its week's Monday.
+    ("week", "UTC", "2026-11-04T00:00:00+00:00", "2026-11-17T00:00:00+00:00",
+     ["2026-11-02T00:00:00", "2026-11-09T00:00:00", "2026-11-16T00:00:00"], [120, 168, 24]),
+])
+def test_buckets_follow_the_time_zone_including_daylight_saving_and_half_hour_offsets(unit, tz, start, end, labels,
+                                                                                       hours):
+    edges, names = kpis.buckets(unit, dt.datetime.fromisoformat(start), dt.datetime.fromisoformat(end), tz)
+    assert names == labels
+    assert [(b - a).total_seconds() / 3600 for a, b in zip(edges, edges[1:], strict=False)] == hours
+    assert edges[0] == dt.datetime.fromisoformat(start) and edges[-1] == dt.datetime.fromisoformat(end)
+
+
+def test_day_groups_in_a_zone_with_daylight_saving_put_each_interaction_on_its_local_day():
+    make_queue("billing", service_level_seconds=20)
+    # New York, Sunday 1 Nov 2026 (falls back at 06:00 UTC): 03:30 UTC is 23:30 on the 31st (EDT, -4), 04:30
+    # UTC is 00:30 on the 1st (EDT), and 04:30 UTC on the 2nd is 23:30 on the 1st (EST, -5): the 25-hour day.
+    sunday = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+    for at, wait in ((dt.timedelta(hours=3, minutes=30), 10), (dt.timedelta(hours=4, minutes=30), 20),
+                     (DAY + dt.timedelta(hours=4, minutes=30), 30)):
+        offset = sunday + at - T0
+        script([(offset, iev.InteractionQueued(queue="billing")),
+                (offset + dt.timedelta(seconds=wait), iev.InteractionAccepted(agent_id="ann"))], start=offset)
+    project()
+    rows = kpis.report("asa", ["day"], sunday - DAY, sunday + 3 * DAY, "America/New_York")
+    assert [(r["day"], r["count"], r["value"]) for r in rows] == [("2026-10-31T00:00:00", 1, 10.0),
+                                                                  ("2026-11-01T00:00:00", 2, 25.0)]
+    utc = kpis.report("asa", ["day"], sunday - DAY, sunday + 3 * DAY)
+    assert [(r["day"], r["count"]) for r in utc] == [("2026-11-01T00:00:00", 2), ("2026-11-02T00:00:00", 1)]

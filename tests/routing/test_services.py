@@ -272,6 +272,9 @@ def test_the_demo_data_routes_a_chat_and_a_call_to_the_right_agent(capsys):
     call_command("seed_demo")
     call_command("seed_demo")  # safe to run again
     assert "demo agents: ann" in capsys.readouterr().out
+    from quality.models import Scorecard
+
+    assert list(Scorecard.objects.values_list("name", "version", "active")) == [("Contact quality", 1, True)]
     for name in ("ann", "bob"):
         services.agent_presence_set(agent_id=name, presence="available")
     chat, call = make_waiting("billing"), make_waiting("support", channel="voice")

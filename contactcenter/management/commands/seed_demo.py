@@ -18,6 +18,25 @@ DEMO_CUSTOMERS = [
 DEMO_AGENTS = [("ann", {"billing": 4}, ["en"]), ("bob", {"support": 4}, ["en", "de"])]
 DEMO_QUEUES = [("billing", ["chat", "email", "sms"], "billing"), ("support", ["voice", "chat", "social"], "support")]
 
+# A scorecard for reviewers (quality): a call framework's steps, identity verification an auto-fail.
+DEMO_SCORECARD = ("Contact quality", {"sections": [
+    {"name": "Opening", "weight": 15, "criteria": [
+        {"key": "greeting", "text": "Greeted the customer and gave their name", "type": "yes_no", "weight": 1},
+        {"key": "identity", "text": "Verified the customer's identity before account details", "type": "yes_no",
+         "auto_fail": True}]},
+    {"name": "Discovery", "weight": 25, "criteria": [
+        {"key": "listened", "text": "Let the customer explain without repeating what they said before", "type": "scale",
+         "max": 5, "weight": 2},
+        {"key": "context", "text": "Used the history of earlier contacts", "type": "yes_no", "weight": 1}]},
+    {"name": "Resolution", "weight": 40, "criteria": [
+        {"key": "resolved", "text": "Resolved the matter or set a clear next step", "type": "yes_no", "weight": 2},
+        {"key": "accuracy", "text": "Gave correct information", "type": "scale", "max": 5, "weight": 2},
+        {"key": "empathy", "text": "Acknowledged the customer's feelings", "type": "scale", "max": 5, "weight": 1}]},
+    {"name": "Closing", "weight": 20, "criteria": [
+        {"key": "confirmed", "text": "Confirmed the customer had nothing else", "type": "yes_no", "weight": 1},
+        {"key": "wrap_up", "text": "Wrote an accurate disposition and notes", "type": "yes_no", "weight": 1}]},
+]})
+
 
 class Command(BaseCommand):
     help = ("Create the demo admin (admin/admin), a few demo customers, and two agents (ann, bob; password = "
@@ -39,6 +58,7 @@ class Command(BaseCommand):
                 services.customer_register(meta=meta, **data)
             self.stdout.write(f"created {len(DEMO_CUSTOMERS)} demo customers")
         self._routing(User)
+        self._quality()
         self.stdout.write(f"demo admin: admin / admin; API token: {token.key}")
 
     def _routing(self, User) -> None:
@@ -61,3 +81,12 @@ class Command(BaseCommand):
         tokens = {name: Token.objects.get_or_create(user=User.objects.get(username=name))[0].key
                   for name, _, _ in DEMO_AGENTS}
         self.stdout.write("demo agents: " + ", ".join(f"{n} (token {t})" for n, t in tokens.items()))
+
+    def _quality(self) -> None:
+        from quality.models import Scorecard
+        from quality.services import scorecard_save
+
+        name, form = DEMO_SCORECARD
+        if not Scorecard.objects.filter(name=name).exists():
+            scorecard_save(name=name, form=form)
+            self.stdout.write(f"created the scorecard {name!r}")
