@@ -198,7 +198,7 @@ ROUTING_AFTER_CALL_SECONDS = env_int("ROUTING_AFTER_CALL_SECONDS", 60)
 KPI_FCR_WINDOW_DAYS = env_int("KPI_FCR_WINDOW_DAYS", 7)  # a contact again about the same matter within it: not FCR
 KPI_SHORT_ABANDON_SECONDS = env_int("KPI_SHORT_ABANDON_SECONDS", 5)  # abandoned sooner: left out of the rates
 QUALITY_SAMPLES_PER_AGENT = env_int("QUALITY_SAMPLES_PER_AGENT", 3)  # interactions per agent per week to review
-SURVEY_KIND = os.environ.get("SURVEY_KIND", "csat")  # after each resolution: csat, nps, both, or off
+SURVEY_KIND = os.environ.get("SURVEY_KIND", "both")  # after each resolution: csat, nps, both, or off
 KPI_REPORT_WORK_MEM = os.environ.get("KPI_REPORT_WORK_MEM", "64MB")  # per report query: its sort stays in memory
 KPI_DEFAULT_SL_SECONDS = env_int("KPI_DEFAULT_SL_SECONDS", 20)  # service-level threshold of an unconfigured queue
 ROUTING_BATCH = env_int("ROUTING_BATCH", 100)  # most offers one dispatch pass makes (one transaction)
@@ -231,7 +231,10 @@ OUTBOX_ALERT_AGE_SECONDS = env_int("OUTBOX_ALERT_AGE_SECONDS", 60)
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL]},
+        # redis-py 8 reads with a 5 s timeout by default, as long as channels_redis's blocking pop waits for a
+        # message (5 s): an idle socket's receive then fails and the socket closes with 1011. A longer read
+        # timeout keeps idle sockets open and still notices a Redis that has gone away.
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}]},
     }
 }
 

@@ -53,12 +53,13 @@ def test_a_resolved_contact_gets_one_survey_on_the_customer_s_preferred_channel(
     replay(get_projection("customers.directory"), progress=False)  # the profile the channel is read from
     row = resolved(sam)
     survey = Survey.objects.get(interaction_id=row.id)
-    assert (survey.channel, survey.kind, survey.agent_id, survey.queue) == ("sms", "csat", "ann", "billing")
+    assert (survey.channel, survey.kind, survey.agent_id, survey.queue) == ("sms", "both", "ann", "billing")
     outbound = Interaction.objects.get(id=survey.outbound_interaction_id)
     assert (outbound.direction, outbound.channel, outbound.case_id) == ("outbound", "sms", row.case_id)
     question = store.read_stream(outbound.id)[-1]
     assert question.event_type == "interactions.MessageRecorded" and question.data["direction"] == "outbound"
     assert "Reply 1" in question.data["body"] and str(survey.id) in question.data["body"]
+    assert "recommend" in question.data["body"]  # by default the survey asks CSAT and NPS
     sent = store.read_stream(survey.id)
     assert [e.event_type for e in sent] == ["quality.SurveySent"] and sent[0].customer_id == sam
     # Reopened and resolved again: not asked twice.
@@ -68,7 +69,8 @@ def test_a_resolved_contact_gets_one_survey_on_the_customer_s_preferred_channel(
     assert not Survey.objects.filter(interaction_id=resolved().id).exists()
 
 
-def test_an_answer_counts_once_on_its_scale_and_only_integrations_record_it(desk):
+def test_an_answer_counts_once_on_its_scale_and_only_integrations_record_it(desk, settings):
+    settings.SURVEY_KIND = "csat"
     survey = Survey.objects.get(interaction_id=resolved().id)
     url = f"/api/v1/surveys/{survey.id}/answer/"
     assert client_for(make_agent("bob").user).post(url, {"csat": 5}, format="json").status_code == 403
@@ -93,6 +95,7 @@ def test_an_answer_counts_once_on_its_scale_and_only_integrations_record_it(desk
 
 
 def test_a_signed_webhook_answer_and_the_csat_and_nps_figures(desk, settings):
+    settings.SURVEY_KIND = "csat"
     settings.WEBHOOK_SECRETS = {"acme": "acme-secret"}
     first = Survey.objects.get(interaction_id=resolved().id)
 

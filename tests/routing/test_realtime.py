@@ -74,3 +74,25 @@ def test_the_agent_hears_the_offer_with_context_then_the_assignment_and_the_wall
     assert queue_update["type"] == "routing.queue" and queue_update["queue"] == "billing"
     assert queue_update["offered"] == 1 and queue_update["agents"] == {"available": 1}
     assert assigned == {"type": "routing.assigned", "interaction_id": iid, "status": "active"}
+
+
+def test_an_idle_agent_socket_stays_open_and_still_hears_an_offer():
+    """redis-py 8's default 5 s read timeout equals channels_redis's blocking pop: an idle socket would die."""
+    from channels.layers import get_channel_layer
+
+    from routing.realtime import agent_group
+
+    ann = make_agent("ann")
+
+    async def scenario():
+        communicator, connected, _ = await connect("/ws/agent/", ann.user)
+        assert connected
+        # Idle for longer than one blocking pop of the channel layer (5 s).
+        assert await communicator.receive_nothing(timeout=6, interval=0.5)
+        await get_channel_layer().group_send(agent_group(ann.pk), {"type": "routing.presence", "agent_id": "ann",
+                                                                   "presence": "break", "reason": "probe"})
+        frame = await communicator.receive_json_from(timeout=5)
+        await communicator.disconnect()
+        return frame
+
+    assert async_to_sync(scenario)()["reason"] == "probe"

@@ -27,6 +27,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from rest_framework.authtoken.models import Token
@@ -47,6 +48,7 @@ class Tally:
     offered_at: dict = field(default_factory=dict)
     errors: list = field(default_factory=list)
     csat: list = field(default_factory=list)
+    nps: list = field(default_factory=list)
 
 
 def _rate(text: str) -> float:
@@ -131,8 +133,12 @@ class Command(BaseCommand):
             f"{c['ignored']}; transferred {c['transferred']}; wrapped up {c['wrapped']}",
             f"replies sent: {c['replies']}",
         ]
-        if tally.csat:
-            lines.append(f"surveys answered: {c['surveys']}, CSAT mean {sum(tally.csat) / len(tally.csat):.2f}")
+        if c["surveys"]:
+            scores = [f"CSAT mean {sum(tally.csat) / len(tally.csat):.2f}"] if tally.csat else []
+            if tally.nps:
+                net = sum(n >= 9 for n in tally.nps) - sum(n <= 6 for n in tally.nps)
+                scores.append(f"NPS {100 * net / len(tally.nps):.0f}")
+            lines.append(f"surveys answered: {c['surveys']}" + (f", {', '.join(scores)}" if scores else ""))
         if tally.answer_seconds:
             waits = sorted(tally.answer_seconds)
             lines.append(f"offer to accept: mean {sum(waits) / len(waits):.1f} s, "
@@ -305,7 +311,11 @@ class Simulation:
     async def answer_survey(self, iid: str) -> None:
         """The customer's answer, relayed by the survey provider (the signed survey webhook)."""
         score = self.rnd.choices([5, 4, 3, 2, 1], weights=[50, 28, 10, 7, 5])[0]
-        raw = json.dumps({"interaction_id": iid, "csat": score}).encode()
+        # Would they recommend us? Mostly in line with how satisfied they were.
+        nps = min(10, max(0, {5: 9, 4: 8, 3: 6, 2: 3, 1: 1}[score] + self.rnd.choice([-1, 0, 0, 1])))
+        answer = {"csat": score, "nps": nps}
+        asked = {"csat": ("csat",), "nps": ("nps",), "both": ("csat", "nps")}.get(settings.SURVEY_KIND, ())
+        raw = json.dumps({"interaction_id": iid, **{k: answer[k] for k in asked}}).encode()
         ts = str(int(time.time()))
         req = urllib.request.Request(
             f"{self.base}/api/v1/surveys/webhook/{self.provider}/", data=raw, method="POST",
@@ -314,9 +324,12 @@ class Simulation:
         try:
             await asyncio.to_thread(lambda: urllib.request.urlopen(req, timeout=30).read())
             self.tally.counts["surveys"] += 1
-            self.tally.csat.append(score)
+            if "csat" in asked:
+                self.tally.csat.append(score)
+            if "nps" in asked:
+                self.tally.nps.append(nps)
         except urllib.error.HTTPError as exc:
-            if exc.code not in (400, 404):  # no survey (SURVEY_KIND off), or one that asks for NPS: not answered
+            if exc.code != 404:  # 404: no survey (SURVEY_KIND off)
                 self.tally.errors.append(f"survey {iid}: {exc.code} {exc.read()[:200]!r}")
         except OSError as exc:
             self.tally.errors.append(f"survey {iid}: {exc}")
