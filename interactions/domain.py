@@ -20,6 +20,8 @@ import uuid
 from dataclasses import dataclass
 
 from interactions import events as ev
+from interactions.redact import mask
+
 
 CHANNELS = ("voice", "chat", "email", "social", "sms")
 DIRECTIONS = ("inbound", "outbound")
@@ -157,6 +159,11 @@ def decide_resume(state: InteractionState) -> list:
     return [ev.InteractionResumed()]
 
 
+def masked(text: str | None) -> str | None:
+    """Free text as it may be stored: personal data masked (interactions.redact)."""
+    return mask(text)[0] if text else text
+
+
 def decide_transfer(state: InteractionState, *, to_agent_id: str | None = None, to_queue: str | None = None,
                     note: str) -> list:
     _require(state, CONNECTED, "transfer")
@@ -165,12 +172,13 @@ def decide_transfer(state: InteractionState, *, to_agent_id: str | None = None, 
     if to_agent_id is not None and to_agent_id == state.agent_id:
         raise InvalidValue("to_agent_id", "cannot transfer to the agent who already has it")
     return [ev.InteractionTransferred(from_agent_id=state.agent_id, to_agent_id=to_agent_id, to_queue=to_queue,
-                                      note=note)]
+                                      note=masked(note))]
 
 
 def decide_message(state: InteractionState, *, direction: str, body: str,
                    provider_message_id: str | None = None, **details) -> list:
-    """Messages flow while the conversation is open; a customer may write while waiting.
+    """Messages flow while the conversation is open; a customer may write while waiting. Card numbers, security
+    codes and national ids in the text are masked before it is recorded (interactions.redact).
 
     `details` are what a channel provider adds (provider, kind, subject,
     sender, recipients: see MessageRecorded).
@@ -180,7 +188,10 @@ def decide_message(state: InteractionState, *, direction: str, body: str,
         raise InvalidValue("direction", f"direction must be one of {', '.join(DIRECTIONS)}")
     if state.channel == "voice":
         raise InvalidValue("channel", "a voice interaction has no messages")
-    return [ev.MessageRecorded(direction=direction, body=body, provider_message_id=provider_message_id, **details)]
+    if details.get("subject"):
+        details["subject"] = masked(details["subject"])
+    return [ev.MessageRecorded(direction=direction, body=masked(body), provider_message_id=provider_message_id,
+                               **details)]
 
 
 def decide_end(state: InteractionState, *, reason: str, duration_seconds: int | None = None) -> list:
@@ -194,7 +205,7 @@ def decide_wrap_up(state: InteractionState, *, disposition: str, notes: str = ""
     _require(state, (WRAP_UP,), "wrap up")
     if not disposition.strip():
         raise InvalidValue("disposition", "a disposition code is required")
-    return [ev.InteractionWrappedUp(disposition=disposition, notes=notes)]
+    return [ev.InteractionWrappedUp(disposition=disposition, notes=masked(notes))]
 
 
 def decide_abandon(state: InteractionState, *, waited_seconds: int | None = None) -> list:
@@ -204,7 +215,7 @@ def decide_abandon(state: InteractionState, *, waited_seconds: int | None = None
 
 def decide_reopen(state: InteractionState, *, reason: str) -> list:
     _require(state, CLOSED, "reopen")
-    return [ev.InteractionReopened(reason=reason)]
+    return [ev.InteractionReopened(reason=masked(reason))]
 
 
 # --- channel intake (provider webhooks) ------------------------------------

@@ -465,3 +465,29 @@ def test_input_fields_built_once_keep_no_state_between_requests():
         t.join()
     assert sorted(results) == sorted((True, f"hello {n}", {}) for n in range(8))
     assert ChatWebhookInput._fields_template["provider_message_id"].parent is None  # the template stays unbound
+
+
+# --- personal data in text --------------------------------------------------
+
+
+def test_card_numbers_and_codes_are_masked_before_anything_is_stored():
+    from customers.selectors import timeline_list, timeline_open
+    from events.projection import apply_envelopes
+    from events.projection import get as get_projection
+
+    card = "4111 1111 1111 1111"
+    out = ok("sms", sms(f"pay with {card} cvv 737 and my SSN is 078-05-1120"))
+    iid = uuid.UUID(out["interaction"]["id"])
+    body = store.read_stream(iid)[-1].data["body"]
+    assert body == "pay with [card ****1111] cvv [cvv] and my SSN is [national id]"
+    # Nowhere in the store, decrypted or not: not in any event's data, nor in the outbox.
+    for env in store.read_all(limit=1000):
+        text = json.dumps(env.data)
+        assert "1111 1111" not in text and "737" not in text and "078-05" not in text
+    with connection.cursor() as cur:
+        cur.execute("SELECT count(*) FROM events_event WHERE data::text LIKE '%%4111%%' OR data::text LIKE '%%737%%'")
+        assert cur.fetchone()[0] == 0
+    apply_envelopes(get_projection("customers.timeline"), store.read_all(limit=1000))
+    shown = json.dumps([e.data for e in timeline_open(list(timeline_list(Interaction.objects.get(id=iid).customer_id)))],
+                       default=str)
+    assert "[card ****1111]" in shown and card not in shown
