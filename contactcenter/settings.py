@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "interactions",
     "routing",
     "quality",
+    "intelligence",
 ]
 
 MIDDLEWARE = [
@@ -198,6 +199,10 @@ ROUTING_AFTER_CALL_SECONDS = env_int("ROUTING_AFTER_CALL_SECONDS", 60)
 KPI_FCR_WINDOW_DAYS = env_int("KPI_FCR_WINDOW_DAYS", 7)  # a contact again about the same matter within it: not FCR
 KPI_SHORT_ABANDON_SECONDS = env_int("KPI_SHORT_ABANDON_SECONDS", 5)  # abandoned sooner: left out of the rates
 QUALITY_SAMPLES_PER_AGENT = env_int("QUALITY_SAMPLES_PER_AGENT", 3)  # interactions per agent per week to review
+# Conversation intelligence (docs/PROTOCOLS.md): each inbound text's sentiment counts this much in the
+# interaction's running sentiment, and a text scored at or below the threshold raises a red flag.
+SENTIMENT_WEIGHT = float(os.environ.get("SENTIMENT_WEIGHT", "0.4"))
+SENTIMENT_FLAG_THRESHOLD = float(os.environ.get("SENTIMENT_FLAG_THRESHOLD", "-0.6"))
 SURVEY_KIND = os.environ.get("SURVEY_KIND", "both")  # after each resolution: csat, nps, both, or off
 KPI_REPORT_WORK_MEM = os.environ.get("KPI_REPORT_WORK_MEM", "64MB")  # per report query: its sort stays in memory
 KPI_DEFAULT_SL_SECONDS = env_int("KPI_DEFAULT_SL_SECONDS", 20)  # service-level threshold of an unconfigured queue

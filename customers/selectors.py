@@ -78,6 +78,7 @@ class CustomerContext:
     last_contacts: list[dict]
     repeat_contact: bool
     repeat_of: list[uuid.UUID] = field(default_factory=list)
+    sentiment: dict = field(default_factory=dict)
 
 
 def customer_context(customer_id: uuid.UUID, *, now: dt.datetime | None = None) -> CustomerContext:
@@ -89,8 +90,12 @@ def customer_context(customer_id: uuid.UUID, *, now: dt.datetime | None = None) 
       status of its own: it is open while a conversation about it is);
     - last contacts: the last 5 interactions by start time, each with its
       outcome from the timeline (end reason, wrap-up disposition, or abandoned);
-    - repeat contact: see `repeat_contacts()`.
+    - repeat contact: see `repeat_contacts()`;
+    - sentiment: the running sentiment of their last scored interactions and its trend
+      (intelligence.selectors.sentiment_trend).
     """
+    from intelligence.selectors import sentiment_trend
+
     now = now or timezone.now()
     profile = CustomerProfile.objects.get(customer_id=customer_id)
     ids = _absorbed(customer_id)
@@ -107,7 +112,7 @@ def customer_context(customer_id: uuid.UUID, *, now: dt.datetime | None = None) 
     repeat_of = repeat_contacts(customer_id, now=now)
     return CustomerContext(profile=profile, identities=identities, open_interactions=open_interactions,
                            open_cases=open_cases, last_contacts=last_contacts(customer_id),
-                           repeat_contact=bool(repeat_of), repeat_of=repeat_of)
+                           repeat_contact=bool(repeat_of), repeat_of=repeat_of, sentiment=sentiment_trend(ids))
 
 
 def last_contacts(customer_id: uuid.UUID, *, limit: int = LAST_CONTACTS) -> list[dict]:

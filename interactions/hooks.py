@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 _listeners: list[Callable] = []
+_annotators: list[Callable] = []
 
 
 def listen(fn: Callable) -> Callable:
@@ -19,6 +20,20 @@ def listen(fn: Callable) -> Callable:
     if fn not in _listeners:
         _listeners.append(fn)
     return fn
+
+
+def annotator(fn: Callable) -> Callable:
+    """Register fn(row, new_events) -> more events, recorded on the interaction's stream in the same append
+    (conversation intelligence scores each inbound message). Called inside the transaction, row locked."""
+    if fn not in _annotators:
+        _annotators.append(fn)
+    return fn
+
+
+def annotate(row, new_events: list) -> list:
+    """`new_events` and what the annotators add to them."""
+    extra = [e for fn in _annotators for e in fn(row, new_events)]
+    return [*new_events, *extra] if extra else new_events
 
 
 def changed(row, new_events: list) -> None:

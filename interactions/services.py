@@ -92,7 +92,7 @@ def _command(interaction_id: uuid.UUID, decide: Callable, *, meta: Metadata, fac
     with transaction.atomic():
         row = Interaction.objects.select_for_update().get(id=interaction_id)  # DoesNotExist -> 404
         state = row.state()
-        new_events = [*facts, *decide(state, **kwargs)]
+        new_events = hooks.annotate(row, [*facts, *decide(state, **kwargs)])
         positions = store.append(stream_type="interaction", stream_id=row.id, customer_id=row.customer_id,
                                  events=new_events, expected_version=row.version, meta=_on(meta, row.channel))
         for event in new_events:
@@ -302,6 +302,7 @@ def _original(provider: str, message_id: str) -> WebhookResult:
 
 def _commit(row: Interaction, new_events: list, *, is_new: bool, meta: Metadata, occurred_at) -> list[int]:
     """Append to the interaction's stream at the row's version and keep the row in step."""
+    new_events = hooks.annotate(row, new_events)
     positions = store.append(stream_type="interaction", stream_id=row.id, customer_id=row.customer_id,
                              events=new_events, expected_version=row.version, meta=_on(meta, row.channel),
                              occurred_at=occurred_at)

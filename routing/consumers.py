@@ -67,7 +67,9 @@ class WallboardConsumer(_Consumer):
     {"type": "routing.queue", "queue", "waiting", "offered", "in_hand", "longest_wait_seconds", "agents"};
     {"type": "routing.agent", "agent_id", "presence", "reason", "since"};
     {"type": "routing.alarm", "queue", "longest_wait_seconds", "service_level_seconds"} (every sweep while
-    a queue's longest wait is past its service-level threshold).
+    a queue's longest wait is past its service-level threshold);
+    {"type": "intelligence.flag", "interaction_id", "kind", "term", "queue", "agent_id", "compound"} (a red
+    flag whose policy alerts supervisors: docs/PROTOCOLS.md).
     """
 
     def group_for(self, user):
@@ -80,4 +82,4 @@ class WallboardConsumer(_Consumer):
         # (A burst of hints beyond the channel layer's per-socket capacity is dropped: they are hints.)
         await self.send_json({"type": "routing.queue", **await database_sync_to_async(queue_live)(message["queue"])})
 
-    routing_agent = routing_alarm = _Consumer.forward
+    routing_agent = routing_alarm = intelligence_flag = _Consumer.forward

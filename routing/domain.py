@@ -94,6 +94,7 @@ class WaitingView:
     repeat: bool = False
     preferred_agent: str | None = None  # who last helped this customer, within the queue's window
     declined_by: tuple[str, ...] = ()
+    flag_boost: int = 0  # what red flags on it add (intelligence.FlagPolicy)
 
 
 @dataclass(frozen=True)
@@ -163,7 +164,8 @@ def step_in_force(policy: QueuePolicy, waited_seconds: float) -> tuple[int, int,
 
 def priority(policy: QueuePolicy, work: WaitingView) -> int:
     """The interaction's routing priority in its queue (higher goes first)."""
-    return policy.priority + (policy.vip_boost if work.vip else 0) + (policy.repeat_boost if work.repeat else 0)
+    return (policy.priority + (policy.vip_boost if work.vip else 0) + (policy.repeat_boost if work.repeat else 0)
+            + work.flag_boost)
 
 
 def has_room(agent: AgentView, channel: str) -> tuple[bool, str]:

@@ -173,6 +173,7 @@ class Work(models.Model):
     priority = models.IntegerField(default=0)
     vip = models.BooleanField(default=False)
     repeat = models.BooleanField(default=False)
+    flag_boost = models.IntegerField(default=0, help_text="added by red flags raised on it (intelligence)")
     declined_by = models.JSONField(default=list, blank=True)
     offer_expires_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -183,7 +184,8 @@ class Work(models.Model):
     def view(self, preferred_agent: str | None = None) -> domain.WaitingView:
         return domain.WaitingView(interaction_id=str(self.interaction_id), channel=self.channel, queue=self.queue,
                                   enqueued_at=self.enqueued_at, vip=self.vip, repeat=self.repeat,
-                                  preferred_agent=preferred_agent, declined_by=tuple(self.declined_by))
+                                  preferred_agent=preferred_agent, declined_by=tuple(self.declined_by),
+                                  flag_boost=self.flag_boost)
 
 
 class AgentState(models.Model):

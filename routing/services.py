@@ -25,13 +25,14 @@ from dataclasses import dataclass, field, replace
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Min
+from django.db.models import Count, F, Min
 from django.utils import timezone
 
 from contactcenter.realtime import notify
 from events import store
 from events.db import raw_cursor
 from events.store import Actor, Metadata
+from intelligence.events import RedFlagRaised
 from interactions import domain as idomain
 from interactions import events as iev
 from interactions import services as interaction_services
@@ -183,7 +184,10 @@ def work_sync(row: Interaction, new_events: list) -> None:
     the agent from the next one (presence), not the slot.
     Queues routing work for after the commit.
     """
+    boost = sum(e.priority_boost for e in new_events if isinstance(e, RedFlagRaised))
     if not any(isinstance(e, LIFECYCLE) for e in new_events):
+        if boost:
+            _flag_boost(row, boost)
         return  # a message, a recording: nothing changes for routing
     created = any(isinstance(e, iev.InteractionCreated) for e in new_events)
     work = None if created else Work.objects.filter(interaction_id=row.id).first()  # a new one has none yet
@@ -218,8 +222,19 @@ def work_sync(row: Interaction, new_events: list) -> None:
             work.delete()
         if previous_agent:
             request_dispatch()  # a slot is free
+    if boost:
+        _flag_boost(row, boost)
     _push_work(row, previous_agent)
     _after_call(row, new_events)
+
+
+def _flag_boost(row: Interaction, boost: int) -> None:
+    """Red flags raised on the interaction (intelligence): its priority goes up by their boost, kept on the
+    Work row (a later queue adds it too). Waiting, it may now come first: dispatch."""
+    updated = Work.objects.filter(interaction_id=row.id).update(flag_boost=F("flag_boost") + boost,
+                                                                  priority=F("priority") + boost)
+    if updated and row.status == idomain.QUEUED:
+        request_dispatch()
 
 
 def _work_sync_many(changes: list[tuple]) -> None:

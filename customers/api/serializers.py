@@ -142,6 +142,20 @@ class ContactOutput(serializers.Serializer):
     outcome = serializers.ChoiceField(choices=["open", "ended", "resolved", "abandoned"])
 
 
+class SentimentPointOutput(serializers.Serializer):
+    interaction_id = serializers.UUIDField()
+    running = serializers.FloatField()
+    lowest = serializers.FloatField()
+    flags = serializers.ListField(child=serializers.CharField())
+    at = serializers.DateTimeField()
+
+
+class SentimentTrendOutput(serializers.Serializer):
+    latest = serializers.FloatField(allow_null=True)
+    trend = serializers.ChoiceField(choices=["declining", "improving", "steady", "unknown"])
+    interactions = SentimentPointOutput(many=True)
+
+
 class CustomerContextOutput(serializers.Serializer):
     customer = CustomerProfileOutput(source="profile")
     identities = IdentityKindOutput(many=True, help_text="kinds only: the values are personal data")
@@ -154,6 +168,8 @@ class CustomerContextOutput(serializers.Serializer):
         help_text="an interaction resolved in the last 7 days whose case is still open or was contacted again "
                   "within 7 days (see customers.selectors.repeat_contacts)")
     repeat_of = serializers.ListField(child=serializers.UUIDField(), help_text="those resolved interactions")
+    sentiment = SentimentTrendOutput(help_text="how the customer has felt lately: the running sentiment (-1 to 1) "
+                                               "of their last 10 scored interactions, and its trend")
 
     def get_preferences(self, obj) -> dict:
         p = obj.profile

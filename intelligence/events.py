@@ -1,0 +1,36 @@
+"""Events of conversation intelligence, recorded on the interaction's stream in the same append as the text
+they are about (a customer's message), so the timeline shows them in place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from events.registry import event, pii
+
+
+@event("intelligence.SentimentScored", version=1, emitted_by="intelligence.services.annotate")
+@dataclass(frozen=True)
+class SentimentScored:
+    """The sentiment of one inbound text (VADER's compound score, -1 very negative to +1 very positive), and the
+    interaction's running sentiment after it (a moving average weighted towards the latest texts)."""
+
+    source: str  # "message"
+    compound: float
+    running: float
+    texts: int  # texts scored on this interaction so far
+
+
+@event("intelligence.RedFlagRaised", version=1, emitted_by="intelligence.services.annotate")
+@dataclass(frozen=True)
+class RedFlagRaised:
+    """Something a supervisor should know about this contact. `kind`: abuse, threat, competitor, churn (a
+    word or phrase of the admin's list), or negative_sentiment (a text scored at or below the threshold).
+    `evidence` is the text's words that raised it (masked like every stored text); `priority_boost` is
+    added to its routing priority while it waits; `effects` says in words what the flag changed."""
+
+    kind: str
+    evidence: str = pii()
+    term: str = ""
+    compound: float | None = None
+    priority_boost: int = 0
+    effects: list[str] = field(default_factory=list)
