@@ -10,6 +10,7 @@ any flag it raises are recorded together, in order, or not at all.
 from __future__ import annotations
 
 import logging
+import time
 
 from django.conf import settings
 from django.db import transaction
@@ -31,8 +32,7 @@ def annotate(row, new_events: list) -> list:
         return []
     mood = Mood.objects.filter(interaction_id=row.id).first() or Mood(interaction_id=row.id,
                                                                       customer_id=row.customer_id)
-    terms = list(FlagTerm.objects.filter(active=True).values_list("term", "kind"))
-    policies = {p.kind: p for p in FlagPolicy.objects.all()}
+    terms, policies = configuration()
     out: list = []
     alerts: list[dict] = []
     for message in texts:
@@ -62,6 +62,23 @@ def annotate(row, new_events: list) -> list:
     if alerts:
         transaction.on_commit(lambda: _alert(alerts))
     return out
+
+
+_cache: dict = {}
+
+
+def configuration() -> tuple[list[tuple[str, str]], dict[str, FlagPolicy]]:
+    """The active flag terms and the flag policies, read at most every INTELLIGENCE_CONFIG_SECONDS per process
+    (a change in this process applies at once: intelligence.apps clears the cache on save and delete)."""
+    now = time.monotonic()
+    if not _cache or now - _cache["at"] > settings.INTELLIGENCE_CONFIG_SECONDS:
+        _cache.update(at=now, terms=list(FlagTerm.objects.filter(active=True).values_list("term", "kind")),
+                      policies={p.kind: p for p in FlagPolicy.objects.all()})
+    return _cache["terms"], _cache["policies"]
+
+
+def forget_configuration(**_) -> None:
+    _cache.clear()
 
 
 def _alert(alerts: list[dict]) -> None:

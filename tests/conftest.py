@@ -41,6 +41,16 @@ def fresh_channel_layer():
     channel_layers.backends.clear()
 
 
+@pytest.fixture(autouse=True)
+def fresh_intelligence_configuration():
+    """Flag terms and policies are cached per process; each test starts from its own database's."""
+    from intelligence.services import forget_configuration
+
+    forget_configuration()
+    yield
+    forget_configuration()
+
+
 @pytest.fixture
 def topic(settings):
     """A topic of its own for each test, so tests never read each other's messages."""
