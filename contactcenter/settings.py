@@ -203,6 +203,8 @@ QUALITY_SAMPLES_PER_AGENT = env_int("QUALITY_SAMPLES_PER_AGENT", 3)  # interacti
 # interaction's running sentiment, and a text scored at or below the threshold raises a red flag.
 SENTIMENT_WEIGHT = float(os.environ.get("SENTIMENT_WEIGHT", "0.4"))
 SENTIMENT_FLAG_THRESHOLD = float(os.environ.get("SENTIMENT_FLAG_THRESHOLD", "-0.6"))
+# The abuse protocol: warnings on record before an agent may end a contact for abuse (docs/PROTOCOLS.md).
+ABUSE_WARNINGS_REQUIRED = int(os.environ.get("ABUSE_WARNINGS_REQUIRED", "2"))
 # Flag terms and policies edited in the admin reach every process within this many seconds.
 INTELLIGENCE_CONFIG_SECONDS = float(os.environ.get("INTELLIGENCE_CONFIG_SECONDS", "10"))
 SURVEY_KIND = os.environ.get("SURVEY_KIND", "both")  # after each resolution: csat, nps, both, or off

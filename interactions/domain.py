@@ -22,10 +22,12 @@ from dataclasses import dataclass
 from interactions import events as ev
 from interactions.redact import mask
 
-
 CHANNELS = ("voice", "chat", "email", "social", "sms")
 DIRECTIONS = ("inbound", "outbound")
-END_REASONS = ("resolved", "customer_hung_up", "technical_drop", "agent_ended_abuse", "customer_left")
+END_REASONS = ("resolved", "customer_request", "customer_hung_up", "technical_drop", "agent_ended_abuse",
+               "customer_left")
+ABUSE_END = "agent_ended_abuse"  # only after the required warnings are on record (decide_end)
+WARNING_REASONS = ("abuse", "threat", "harassment", "other")
 
 CREATED, QUEUED, OFFERED, ACTIVE, HELD, WRAP_UP, RESOLVED, ABANDONED = (
     "created", "queued", "offered", "active", "held", "wrap_up", "resolved", "abandoned",
@@ -40,6 +42,12 @@ class TransitionRefused(Exception):
 
     status = 409
     code = "invalid_transition"
+
+
+class ProtocolRefused(TransitionRefused):
+    """The protocol forbids it now (ending for abuse before the warnings are on record)."""
+
+    code = "protocol_refused"
 
 
 class InvalidValue(Exception):
@@ -194,10 +202,25 @@ def decide_message(state: InteractionState, *, direction: str, body: str,
                                **details)]
 
 
-def decide_end(state: InteractionState, *, reason: str, duration_seconds: int | None = None) -> list:
+def decide_warn(state: InteractionState, *, reason: str, text: str = "") -> list:
+    """A warning to an abusive customer, on record before the conversation may be ended for abuse."""
+    _require(state, CONNECTED, "warn the customer on")
+    if reason not in WARNING_REASONS:
+        raise InvalidValue("reason", f"unknown warning reason {reason!r}; known: {', '.join(WARNING_REASONS)}")
+    return [ev.WarningGiven(reason=reason, text=masked(text))]
+
+
+def decide_end(state: InteractionState, *, reason: str, duration_seconds: int | None = None,
+               warnings: tuple[int, int] | None = None) -> list:
+    """`warnings`: (given, required) when an agent ends it: ending for abuse needs the required warnings on record
+    first. A provider reporting how a call ended passes none (what happened on the line is a fact)."""
     _require(state, CONNECTED, "end")
     if reason not in END_REASONS:
         raise InvalidValue("reason", f"unknown end reason {reason!r}; known: {', '.join(END_REASONS)}")
+    if reason == ABUSE_END and warnings is not None and warnings[0] < warnings[1]:
+        given, required = warnings
+        raise ProtocolRefused(f"ending for abuse needs {required} warning(s) on record first ({given} given): "
+                              "warn the customer (POST .../warn/), or escalate to a supervisor")
     return [ev.InteractionEnded(reason=reason, duration_seconds=duration_seconds)]
 
 

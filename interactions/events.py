@@ -104,6 +104,17 @@ class MessageRecorded:
         return {"provider": None, "kind": None, "subject": None, "sender": None, "recipients": [], **data}
 
 
+@event("interactions.WarningGiven", version=1, emitted_by="interactions.services.interaction_warn")
+@dataclass(frozen=True)
+class WarningGiven:
+    """The agent warned the customer that the conversation will end if their behaviour goes on (the abuse
+    protocol: docs/PROTOCOLS.md). `reason`: abuse, threat, harassment or other; `text`: the words used
+    (masked like every stored text)."""
+
+    reason: str
+    text: str = pii(default="")
+
+
 @event("interactions.InteractionEnded", version=1, emitted_by="interactions.services")
 @dataclass(frozen=True)
 class InteractionEnded:

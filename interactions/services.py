@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -206,9 +207,21 @@ def message_record(*, interaction_id, direction: str, body: str, meta,
                     provider_message_id=provider_message_id)
 
 
+def interaction_warn(*, interaction_id, reason: str, meta, text: str = "") -> InteractionResult:
+    """The agent warns an abusive customer. Emits interactions.WarningGiven."""
+    return _command(interaction_id, domain.decide_warn, meta=meta, reason=reason, text=text)
+
+
 def interaction_end(*, interaction_id, reason: str, meta, duration_seconds: int | None = None) -> InteractionResult:
-    """The conversation ended; wrap-up follows. Emits interactions.InteractionEnded."""
-    return _command(interaction_id, domain.decide_end, meta=meta, reason=reason, duration_seconds=duration_seconds)
+    """The agent ends the conversation; wrap-up follows. Emits interactions.InteractionEnded. Ending for abuse
+    (`agent_ended_abuse`) is refused until ABUSE_WARNINGS_REQUIRED warnings are on record."""
+    warnings = None
+    if reason == domain.ABUSE_END:
+        given = sum(1 for e in store.read_stream(uuid.UUID(str(interaction_id)))
+                    if e.event_type == "interactions.WarningGiven")
+        warnings = (given, settings.ABUSE_WARNINGS_REQUIRED)
+    return _command(interaction_id, domain.decide_end, meta=meta, reason=reason, duration_seconds=duration_seconds,
+                    warnings=warnings)
 
 
 def interaction_wrap_up(*, interaction_id, disposition: str, meta, notes: str = "") -> InteractionResult:

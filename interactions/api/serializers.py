@@ -59,8 +59,17 @@ class MessageInput(serializers.Serializer):
     provider_message_id = serializers.CharField(max_length=200, required=False)
 
 
+class WarnInput(serializers.Serializer):
+    reason = serializers.ChoiceField(choices=domain.WARNING_REASONS)
+    text = serializers.CharField(max_length=2000, required=False, default="", allow_blank=True,
+                                 help_text="the words of the warning, as said or written to the customer")
+
+
 class EndInput(serializers.Serializer):
-    reason = serializers.ChoiceField(choices=domain.END_REASONS)
+    reason = serializers.ChoiceField(choices=domain.END_REASONS, help_text=(
+        "resolved; customer_request (the customer asked to end); agent_ended_abuse (only after "
+        "ABUSE_WARNINGS_REQUIRED warnings: 409 protocol_refused before); technical_drop (a callback to the "
+        "customer is scheduled); customer_hung_up; customer_left"))
     duration_seconds = serializers.IntegerField(min_value=0, required=False)
 
 

@@ -116,9 +116,18 @@ class InteractionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         """A chat, email, SMS or social message, either way."""
         return self._run(request, pk, services.message_record, s.MessageInput)
 
+    @extend_schema(request=s.WarnInput, responses={200: s.InteractionCommandOutput, 409: REFUSED})
+    @action(detail=True, methods=["post"])
+    def warn(self, request, pk=None):
+        """Warn an abusive customer that the conversation will end if it goes on: on record, as the abuse
+        protocol requires before ending for abuse (docs/PROTOCOLS.md)."""
+        return self._run(request, pk, services.interaction_warn, s.WarnInput)
+
     @extend_schema(request=s.EndInput, responses={200: s.InteractionCommandOutput, 409: REFUSED})
     @action(detail=True, methods=["post"])
     def end(self, request, pk=None):
+        """End the conversation, with a reason (the end protocol: docs/PROTOCOLS.md). Ending for abuse is 409
+        `protocol_refused` until the required warnings are on record."""
         return self._run(request, pk, services.interaction_end, s.EndInput)
 
     @extend_schema(request=s.WrapUpInput, responses={200: s.InteractionCommandOutput, 409: REFUSED})

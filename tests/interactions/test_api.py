@@ -157,3 +157,30 @@ def test_the_list_filters_by_agent_and_status_newest_first(api, user):
     assert [i["id"] for i in everything] == [second["id"], first["id"]]
     offered = api.get(f"/api/v1/interactions/?agent_id={user.username}&status=offered").json()["results"]
     assert [i["id"] for i in offered] == [first["id"]]
+
+
+def test_ending_for_abuse_is_refused_until_the_warnings_are_on_record(api, user, settings):
+    settings.ABUSE_WARNINGS_REQUIRED = 2
+    url = f"/api/v1/interactions/{start(api, queue='billing')['interaction']['id']}"
+    post(api, f"{url}/offer/", {"agent_id": user.username})
+    post(api, f"{url}/accept/")
+    post(api, f"{url}/warn/", {"reason": "abuse", "text": "Please keep it civil, or I will end the chat."})
+    before = Event.objects.count()
+    refused = post(api, f"{url}/end/", {"reason": "agent_ended_abuse"}, status=409)
+    assert refused["code"] == "protocol_refused"
+    assert "2 warning(s)" in refused["detail"] and "(1 given)" in refused["detail"]
+    assert Event.objects.count() == before  # nothing written
+    bad = post(api, f"{url}/warn/", {"reason": "rudeness"}, status=400)
+    assert "reason" in bad
+    post(api, f"{url}/warn/", {"reason": "abuse", "text": "This is my second warning."})
+    done = post(api, f"{url}/end/", {"reason": "agent_ended_abuse"})["interaction"]
+    assert done["status"] == "wrap_up"
+    types = [e.event_type for e in store.read_stream(uuid.UUID(done["id"]))]
+    assert types.count("interactions.WarningGiven") == 2 and types[-1] == "interactions.InteractionEnded"
+
+
+def test_a_customer_request_ends_without_warnings(api, user):
+    url = f"/api/v1/interactions/{start(api, queue='billing')['interaction']['id']}"
+    post(api, f"{url}/offer/", {"agent_id": user.username})
+    post(api, f"{url}/accept/")
+    assert post(api, f"{url}/end/", {"reason": "customer_request"})["interaction"]["status"] == "wrap_up"
