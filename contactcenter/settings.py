@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "routing",
     "quality",
     "intelligence",
+    "followups",
 ]
 
 MIDDLEWARE = [
@@ -205,6 +206,8 @@ SENTIMENT_WEIGHT = float(os.environ.get("SENTIMENT_WEIGHT", "0.4"))
 SENTIMENT_FLAG_THRESHOLD = float(os.environ.get("SENTIMENT_FLAG_THRESHOLD", "-0.6"))
 # The abuse protocol: warnings on record before an agent may end a contact for abuse (docs/PROTOCOLS.md).
 ABUSE_WARNINGS_REQUIRED = int(os.environ.get("ABUSE_WARNINGS_REQUIRED", "2"))
+# A dropped call (end reason technical_drop) schedules a callback this many seconds later (docs/PROTOCOLS.md).
+CALLBACK_AFTER_DROP_SECONDS = env_int("CALLBACK_AFTER_DROP_SECONDS", 120)
 # Flag terms and policies edited in the admin reach every process within this many seconds.
 INTELLIGENCE_CONFIG_SECONDS = float(os.environ.get("INTELLIGENCE_CONFIG_SECONDS", "10"))
 SURVEY_KIND = os.environ.get("SURVEY_KIND", "both")  # after each resolution: csat, nps, both, or off
@@ -229,6 +232,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "routing.tasks.sweep",
         "schedule": float(env_int("ROUTING_SWEEP_SECONDS", 5)),
         "options": {"queue": "routing", "expires": float(env_int("ROUTING_SWEEP_SECONDS", 5))},
+    },
+    "followups-callbacks-due": {
+        "task": "followups.tasks.callbacks_due",
+        "schedule": float(env_int("CALLBACKS_DUE_SECONDS", 15)),
+        "options": {"expires": float(env_int("CALLBACKS_DUE_SECONDS", 15))},
     },
     "quality-sample-reviews": {
         "task": "quality.tasks.sample_reviews",

@@ -21,4 +21,5 @@ urlpatterns = [
     path("api/v1/", include("interactions.api.urls")),
     path("api/v1/", include("routing.api.urls")),
     path("api/v1/", include("quality.api.urls")),
+    path("api/v1/", include("followups.api.urls")),
 ]

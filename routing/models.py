@@ -174,6 +174,8 @@ class Work(models.Model):
     vip = models.BooleanField(default=False)
     repeat = models.BooleanField(default=False)
     flag_boost = models.IntegerField(default=0, help_text="added by red flags raised on it (intelligence)")
+    preferred_agent = models.CharField(max_length=150, null=True, blank=True,
+                                       help_text="promised to this agent (a callback): preferred whatever the queue")
     declined_by = models.JSONField(default=list, blank=True)
     offer_expires_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)

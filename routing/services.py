@@ -228,6 +228,12 @@ def work_sync(row: Interaction, new_events: list) -> None:
     _after_call(row, new_events)
 
 
+def work_prefer(*, interaction_id: uuid.UUID, agent_id: str) -> None:
+    """Prefer `agent_id` for this waiting interaction whatever its queue's preferred-agent window (a callback
+    promised by that agent): they get the preferred-agent bonus when free and qualified."""
+    Work.objects.filter(interaction_id=interaction_id).update(preferred_agent=agent_id)
+
+
 def _flag_boost(row: Interaction, boost: int) -> None:
     """Red flags raised on the interaction (intelligence): its priority goes up by their boost, kept on the
     Work row (a later queue adds it too). Waiting, it may now come first: dispatch."""
@@ -722,10 +728,12 @@ _WORK_COLUMNS = ", ".join(f.column for f in Work._meta.concrete_fields)
 
 
 def _preferred_agents(queues: dict[str, _Queue], works: list[Work], now: dt.datetime) -> dict[uuid.UUID, str]:
-    """Per interaction: who last resolved something for its customer within its queue's window (one query)."""
-    wanted = [w for w in works if queues[w.queue].policy.preferred_agent_hours]
+    """Per interaction: the agent it was promised to (Work.preferred_agent), else who last resolved something for
+    its customer within its queue's window (one query)."""
+    promised = {w.interaction_id: w.preferred_agent for w in works if w.preferred_agent}
+    wanted = [w for w in works if queues[w.queue].policy.preferred_agent_hours and not w.preferred_agent]
     if not wanted:
-        return {}
+        return promised
     hours = max(queues[w.queue].policy.preferred_agent_hours for w in wanted)
     last = {c: (a, at) for c, a, at in Interaction.objects.filter(
         customer_id__in={w.customer_id for w in wanted}, status=idomain.RESOLVED,
@@ -737,7 +745,7 @@ def _preferred_agents(queues: dict[str, _Queue], works: list[Work], now: dt.date
         found = last.get(w.customer_id)
         if found and found[1] >= now - dt.timedelta(hours=queues[w.queue].policy.preferred_agent_hours):
             out[w.interaction_id] = found[0]
-    return out
+    return {**out, **promised}
 
 
 def _confirm(chosen: list, agents: dict[str, _Agent]) -> tuple[list, list]:

@@ -1,0 +1,27 @@
+from rest_framework import serializers
+
+from followups.models import Callback
+from interactions.domain import CHANNELS
+
+
+class CallbackInput(serializers.Serializer):
+    customer_id = serializers.UUIDField()
+    reason = serializers.ChoiceField(choices=["customer_requested", "promised"],
+                                     help_text="technical_drop callbacks are scheduled by the system")
+    due_at = serializers.DateTimeField(help_text="when to call back (in the past: at once)")
+    channel = serializers.ChoiceField(choices=CHANNELS, required=False,
+                                      help_text="default: the customer's preferred channel")
+    queue = serializers.CharField(max_length=100, required=False, help_text="default: the origin interaction's")
+    origin_interaction_id = serializers.UUIDField(required=False, help_text="the contact it was promised on")
+    note = serializers.CharField(max_length=2000, required=False, default="", allow_blank=True)
+
+
+class CancelInput(serializers.Serializer):
+    reason = serializers.CharField(max_length=500)
+
+
+class CallbackOutput(serializers.ModelSerializer):
+    class Meta:
+        model = Callback
+        fields = ["id", "customer_id", "reason", "due_at", "channel", "queue", "agent_id", "origin_interaction_id",
+                  "case_id", "status", "interaction_id", "created_at"]

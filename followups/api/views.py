@@ -1,0 +1,64 @@
+"""Callbacks: promise one, list the open promises (yours, a customer's), cancel one."""
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from contactcenter.api import ErrorSerializer, command_meta, valid
+from followups import services
+from followups.api import serializers as s
+from followups.models import Callback
+from routing.selectors import is_supervisor
+
+
+class CallbackList(APIView):
+    @extend_schema(parameters=[
+        OpenApiParameter("customer_id", OpenApiTypes.UUID, description="one customer's"),
+        OpenApiParameter("agent_id", str, description="promised by this agent (supervisors; agents see their own)"),
+        OpenApiParameter("status", str, description="open (default: scheduled or started), or one status, or all"),
+    ], responses={200: s.CallbackOutput(many=True)})
+    def get(self, request):
+        """Callbacks, soonest first. Agents see those promised by them; staff and supervisors anyone's."""
+        callbacks = Callback.objects.order_by("due_at")
+        if not is_supervisor(request.user):
+            callbacks = callbacks.filter(agent_id=request.user.get_username())
+        elif request.query_params.get("agent_id"):
+            callbacks = callbacks.filter(agent_id=request.query_params["agent_id"])
+        if request.query_params.get("customer_id"):
+            callbacks = callbacks.filter(customer_id=valid(_CustomerFilter, request.query_params)["customer_id"])
+        wanted = request.query_params.get("status", "open")
+        if wanted == "open":
+            callbacks = callbacks.filter(status__in=Callback.OPEN)
+        elif wanted != "all":
+            callbacks = callbacks.filter(status=wanted)
+        return Response(s.CallbackOutput(callbacks[:500], many=True).data)
+
+    @extend_schema(request=s.CallbackInput, responses={201: s.CallbackOutput, 400: ErrorSerializer})
+    def post(self, request):
+        """Promise a callback (the customer asked for one, or you promised to come back). It is yours: when it
+        falls due it is routed to you if you are free and qualified, else to the queue."""
+        data = valid(s.CallbackInput, request.data)
+        callback = services.callback_schedule(meta=command_meta(request), agent_id=request.user.get_username(),
+                                              **data)
+        return Response(s.CallbackOutput(callback).data, status=201)
+
+
+class CallbackCancel(APIView):
+    @extend_schema(request=s.CancelInput, responses={200: s.CallbackOutput, 403: ErrorSerializer,
+                                                     404: ErrorSerializer, 409: ErrorSerializer})
+    def post(self, request, callback_id):
+        """Cancel an open callback (yours, or any for supervisors), with the reason."""
+        callback = Callback.objects.filter(id=callback_id).first()
+        if callback is None:
+            raise NotFound("no such callback")
+        if not is_supervisor(request.user) and callback.agent_id != request.user.get_username():
+            raise PermissionDenied("only its agent or a supervisor cancels a callback")
+        data = valid(s.CancelInput, request.data)
+        return Response(s.CallbackOutput(services.callback_cancel(callback_id=callback_id, meta=command_meta(request),
+                                                                  **data)).data)
+
+
+class _CustomerFilter(s.serializers.Serializer):
+    customer_id = s.serializers.UUIDField()

@@ -1,0 +1,50 @@
+"""Events of callbacks (stream_type "callback", stream_id = the callback's id): promises to call a customer back."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from events.registry import event, pii
+
+
+@event("followups.CallbackScheduled", version=1, emitted_by="followups.services.callback_schedule")
+@dataclass(frozen=True)
+class CallbackScheduled:
+    """A callback is promised: at `due_at`, on `channel`, routed in `queue`, to `agent_id` when they are free.
+    `reason`: customer_requested, technical_drop (scheduled by itself when a call drops) or promised (the
+    agent promised to come back)."""
+
+    reason: str
+    due_at: str  # ISO 8601, with its offset
+    channel: str
+    queue: str
+    agent_id: str | None = None
+    origin_interaction_id: uuid.UUID | None = None
+    note: str = pii(default="")
+
+
+@event("followups.CallbackStarted", version=1, emitted_by="followups.services.callbacks_due")
+@dataclass(frozen=True)
+class CallbackStarted:
+    """The callback fell due: `interaction_id`, an outbound interaction in the same case, waits in the queue,
+    its promised agent preferred."""
+
+    interaction_id: uuid.UUID
+
+
+@event("followups.CallbackCompleted", version=1, emitted_by="followups.services.on_interaction_changed")
+@dataclass(frozen=True)
+class CallbackCompleted:
+    """The callback's interaction was wrapped up (by `agent_id`): the promise is kept."""
+
+    interaction_id: uuid.UUID
+    agent_id: str | None = None
+
+
+@event("followups.CallbackCancelled", version=1, emitted_by="followups.services.callback_cancel")
+@dataclass(frozen=True)
+class CallbackCancelled:
+    """No longer wanted (the customer called back first, or asked not to be called), with who said so."""
+
+    reason: str = pii(default="")

@@ -1,0 +1,31 @@
+"""Callbacks: write-side state of each promise to call a customer back (its events: followups.events)."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class Callback(models.Model):
+    SCHEDULED, STARTED, COMPLETED, CANCELLED = "scheduled", "started", "completed", "cancelled"
+    OPEN = (SCHEDULED, STARTED)
+    REASONS = ("customer_requested", "technical_drop", "promised")
+
+    id = models.UUIDField(primary_key=True)
+    customer_id = models.UUIDField(db_index=True)
+    reason = models.CharField(max_length=20, choices=[(r, r) for r in REASONS])
+    due_at = models.DateTimeField()
+    channel = models.CharField(max_length=10)
+    queue = models.CharField(max_length=100)
+    agent_id = models.CharField(max_length=150, null=True, blank=True, db_index=True,
+                                help_text="the agent who promised it (preferred when it is routed)")
+    origin_interaction_id = models.UUIDField(null=True, blank=True)
+    case_id = models.UUIDField(null=True, blank=True)
+    status = models.CharField(max_length=10, default=SCHEDULED,
+                              choices=[(s, s) for s in (SCHEDULED, STARTED, COMPLETED, CANCELLED)])
+    interaction_id = models.UUIDField(null=True, blank=True, unique=True, help_text="the callback's own interaction")
+    created_at = models.DateTimeField(auto_now_add=True)
+    version = models.PositiveIntegerField(default=0, help_text="of the callback's event stream")
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "due_at"], name="callback_due")]
+        ordering = ["due_at"]

@@ -1,0 +1,127 @@
+"""Callbacks: promised, routed when due to the agent who promised them, kept or cancelled (docs/PROTOCOLS.md).
+
+Nothing promised is forgotten: a callback is a row and an event stream from
+the moment it is promised. The beat task `followups.tasks.callbacks_due`
+turns each due callback into an outbound interaction in the same case,
+waiting in its queue with the promising agent preferred. Wrapping that
+interaction up completes the callback.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from events import store
+from events.store import Actor, Metadata
+from followups.events import CallbackCancelled, CallbackCompleted, CallbackScheduled, CallbackStarted
+from followups.models import Callback
+from interactions import domain as idomain
+from interactions import events as iev
+
+SYSTEM = Metadata(actor=Actor("system", name="followups"))
+DEFAULT_QUEUE = "default"  # routing's
+
+
+def callback_schedule(*, customer_id: uuid.UUID, reason: str, due_at: dt.datetime, meta: Metadata,
+                      agent_id: str | None = None, origin_interaction_id: uuid.UUID | None = None,
+                      channel: str | None = None, queue: str | None = None, note: str = "") -> Callback:
+    """Promise a callback. Emits followups.CallbackScheduled. Without a channel: the customer's preferred one,
+    else the origin interaction's; without a queue: the origin's, else routing's default queue."""
+    from customers.models import CustomerProfile
+    from interactions.models import Interaction
+
+    if reason not in Callback.REASONS:
+        raise idomain.InvalidValue("reason", f"unknown reason {reason!r}; known: {', '.join(Callback.REASONS)}")
+    if channel is not None and channel not in idomain.CHANNELS:
+        raise idomain.InvalidValue("channel", f"unknown channel {channel!r}")
+    origin = None
+    if origin_interaction_id is not None:
+        origin = Interaction.objects.filter(id=origin_interaction_id).first()
+        if origin is None or origin.customer_id != customer_id:
+            raise idomain.InvalidValue("origin_interaction_id", "no such interaction of this customer")
+    preferred = CustomerProfile.objects.filter(customer_id=customer_id).values_list("preferred_channel",
+                                                                                   flat=True).first()
+    channel = channel or (preferred if preferred in idomain.CHANNELS else None) or (origin.channel if origin
+                                                                                    else "voice")
+    queue = queue or (origin.queue if origin and origin.queue else DEFAULT_QUEUE)
+    with transaction.atomic():
+        callback = Callback(id=store.uuid7(), customer_id=customer_id, reason=reason, due_at=due_at,
+                            channel=channel, queue=queue, agent_id=agent_id,
+                            origin_interaction_id=origin_interaction_id, case_id=origin.case_id if origin else None)
+        scheduled = CallbackScheduled(reason=reason, due_at=due_at.isoformat(), channel=channel, queue=queue, agent_id=agent_id,
+                                      origin_interaction_id=origin_interaction_id, note=idomain.masked(note))
+        store.append(stream_type="callback", stream_id=callback.id, customer_id=customer_id, events=[scheduled],
+                     expected_version=0, meta=meta)
+        callback.version = 1
+        callback.save(force_insert=True)
+    return callback
+
+
+def callback_cancel(*, callback_id: uuid.UUID, reason: str, meta: Metadata) -> Callback:
+    """Withdraw an open promise. Emits followups.CallbackCancelled; an interaction it started stays as it is."""
+    with transaction.atomic():
+        callback = Callback.objects.select_for_update().filter(id=callback_id).first()
+        if callback is None:
+            raise idomain.InvalidValue("callback_id", "no such callback")
+        if callback.status not in Callback.OPEN:
+            raise idomain.TransitionRefused(f"the callback is {callback.status}: nothing to cancel")
+        _append(callback, CallbackCancelled(reason=idomain.masked(reason)), meta)
+        callback.status = Callback.CANCELLED
+        callback.save(update_fields=["status", "version"])
+    return callback
+
+
+def callbacks_due(*, now: dt.datetime | None = None, limit: int = 100) -> int:
+    """Start every callback that is due: an outbound interaction in the same case, queued, the promising agent
+    preferred. Each in its own transaction; callbacks locked by another worker are skipped. Returns how many."""
+    from interactions import services as interaction_services
+    from routing.services import work_prefer
+
+    now = now or timezone.now()
+    started = 0
+    for callback_id in Callback.objects.filter(status=Callback.SCHEDULED, due_at__lte=now).order_by(
+            "due_at").values_list("id", flat=True)[:limit]:
+        with transaction.atomic():
+            callback = Callback.objects.select_for_update(skip_locked=True).filter(
+                id=callback_id, status=Callback.SCHEDULED).first()
+            if callback is None:
+                continue
+            result = interaction_services.interaction_create(
+                channel=callback.channel, direction="outbound", meta=SYSTEM, customer_id=callback.customer_id,
+                case_id=callback.case_id, queue=callback.queue)
+            if callback.agent_id:
+                work_prefer(interaction_id=result.interaction.id, agent_id=callback.agent_id)
+            _append(callback, CallbackStarted(interaction_id=result.interaction.id), SYSTEM)
+            callback.status, callback.interaction_id = Callback.STARTED, result.interaction.id
+            callback.save(update_fields=["status", "interaction_id", "version"])
+            started += 1
+    return started
+
+
+def on_interaction_changed(row, new_events: list) -> None:
+    """interactions.hooks listener, in the interaction's transaction: a dropped call (end reason technical_drop)
+    schedules a callback to its agent; a callback's interaction wrapped up completes the callback."""
+    for event in new_events:
+        if isinstance(event, iev.InteractionEnded) and event.reason == "technical_drop":
+            callback_schedule(customer_id=row.customer_id, reason="technical_drop", agent_id=row.agent_id,
+                              due_at=timezone.now() + dt.timedelta(seconds=settings.CALLBACK_AFTER_DROP_SECONDS),
+                              origin_interaction_id=row.id, queue=row.queue, meta=SYSTEM,
+                              note="the contact dropped (technical): call the customer back")
+        elif isinstance(event, iev.InteractionWrappedUp):
+            callback = Callback.objects.select_for_update().filter(interaction_id=row.id,
+                                                                   status=Callback.STARTED).first()
+            if callback is not None:
+                _append(callback, CallbackCompleted(interaction_id=row.id, agent_id=row.agent_id), SYSTEM)
+                callback.status = Callback.COMPLETED
+                callback.save(update_fields=["status", "version"])
+
+
+def _append(callback: Callback, event, meta: Metadata) -> None:
+    store.append(stream_type="callback", stream_id=callback.id, customer_id=callback.customer_id, events=[event],
+                 expected_version=callback.version, meta=meta)
+    callback.version += 1

@@ -1,0 +1,10 @@
+"""Beat: start the callbacks that are due (idempotent: only callbacks still scheduled are started)."""
+
+from celery import shared_task
+
+from followups import services
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def callbacks_due() -> int:
+    return services.callbacks_due()
