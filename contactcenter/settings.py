@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "quality",
     "intelligence",
     "followups",
+    "incidents",
 ]
 
 MIDDLEWARE = [
@@ -289,7 +290,8 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     # One name for the channel choices wherever they appear (a preference, a filter, an interaction).
-    "ENUM_NAME_OVERRIDES": {"ChannelEnum": "interactions.domain.CHANNELS"},
+    "ENUM_NAME_OVERRIDES": {"ChannelEnum": "interactions.domain.CHANNELS",
+                            "IncidentKindEnum": "incidents.models.IncidentReport.KINDS"},
     "APPEND_COMPONENTS": {
         "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
     },

@@ -22,4 +22,5 @@ urlpatterns = [
     path("api/v1/", include("routing.api.urls")),
     path("api/v1/", include("quality.api.urls")),
     path("api/v1/", include("followups.api.urls")),
+    path("api/v1/", include("incidents.api.urls")),
 ]
