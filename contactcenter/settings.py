@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "intelligence",
     "followups",
     "incidents",
+    "authority",
 ]
 
 MIDDLEWARE = [
@@ -209,6 +210,8 @@ SENTIMENT_FLAG_THRESHOLD = float(os.environ.get("SENTIMENT_FLAG_THRESHOLD", "-0.
 ABUSE_WARNINGS_REQUIRED = int(os.environ.get("ABUSE_WARNINGS_REQUIRED", "2"))
 # A dropped call (end reason technical_drop) schedules a callback this many seconds later (docs/PROTOCOLS.md).
 CALLBACK_AFTER_DROP_SECONDS = env_int("CALLBACK_AFTER_DROP_SECONDS", 120)
+# An action above an agent's authority waits for a supervisor: the customer is told to expect an answer within.
+APPROVAL_RESPONSE_SECONDS = env_int("APPROVAL_RESPONSE_SECONDS", 300)
 # Flag terms and policies edited in the admin reach every process within this many seconds.
 INTELLIGENCE_CONFIG_SECONDS = float(os.environ.get("INTELLIGENCE_CONFIG_SECONDS", "10"))
 SURVEY_KIND = os.environ.get("SURVEY_KIND", "both")  # after each resolution: csat, nps, both, or off
@@ -291,7 +294,8 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     # One name for the channel choices wherever they appear (a preference, a filter, an interaction).
     "ENUM_NAME_OVERRIDES": {"ChannelEnum": "interactions.domain.CHANNELS",
-                            "IncidentKindEnum": "incidents.models.IncidentReport.KINDS"},
+                            "IncidentKindEnum": "incidents.models.IncidentReport.KINDS",
+                            "ActionKindEnum": "authority.models.KINDS"},
     "APPEND_COMPONENTS": {
         "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
     },

@@ -44,7 +44,8 @@ class AgentConsumer(_Consumer):
 
     {"type": "routing.offer", "interaction_id", "channel", "queue", "priority", "expires_at", "context"};
     {"type": "routing.assigned" | "routing.withdrawn", "interaction_id", "status"};
-    {"type": "routing.presence", "agent_id", "presence", "reason", "since"}.
+    {"type": "routing.presence", "agent_id", "presence", "reason", "since"};
+    {"type": "authority.decided", "action_id", "approved", "by", "kind", "amount", "interaction_id"}.
     """
 
     def group_for(self, user):
@@ -58,7 +59,7 @@ class AgentConsumer(_Consumer):
         context = await database_sync_to_async(offer_context)(message["customer_id"])
         await self.send_json({**message, "context": context})
 
-    routing_assigned = routing_withdrawn = routing_presence = _Consumer.forward
+    routing_assigned = routing_withdrawn = routing_presence = authority_decided = _Consumer.forward
 
 
 class WallboardConsumer(_Consumer):
@@ -69,7 +70,9 @@ class WallboardConsumer(_Consumer):
     {"type": "routing.alarm", "queue", "longest_wait_seconds", "service_level_seconds"} (every sweep while
     a queue's longest wait is past its service-level threshold);
     {"type": "intelligence.flag", "interaction_id", "kind", "term", "queue", "agent_id", "compound"} (a red
-    flag whose policy alerts supervisors: docs/PROTOCOLS.md).
+    flag whose policy alerts supervisors: docs/PROTOCOLS.md);
+    {"type": "authority.approval", "action_id", "kind", "amount", "agent_id", "interaction_id", "limit",
+    "expected_by"} (an action above an agent's authority waits for a supervisor).
     """
 
     def group_for(self, user):
@@ -82,4 +85,4 @@ class WallboardConsumer(_Consumer):
         # (A burst of hints beyond the channel layer's per-socket capacity is dropped: they are hints.)
         await self.send_json({"type": "routing.queue", **await database_sync_to_async(queue_live)(message["queue"])})
 
-    routing_agent = routing_alarm = intelligence_flag = _Consumer.forward
+    routing_agent = routing_alarm = intelligence_flag = authority_approval = _Consumer.forward

@@ -1,0 +1,22 @@
+from django.contrib import admin
+
+from authority.models import Action, AuthorityLimit
+
+
+@admin.register(AuthorityLimit)
+class AuthorityLimitAdmin(admin.ModelAdmin):
+    list_display = ("kind", "group", "per_action", "per_day")
+    list_filter = ("kind", "group")
+
+
+@admin.register(Action)
+class ActionAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "kind", "amount", "status", "agent_id", "decided_by", "interaction_id")
+    list_filter = ("status", "kind")
+    search_fields = ("agent_id", "=interaction_id", "=customer_id")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
