@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from authority.models import Action, AuthorityLimit
+from events.admin import ReadOnlyAdmin
 
 
 @admin.register(AuthorityLimit)
@@ -10,13 +11,7 @@ class AuthorityLimitAdmin(admin.ModelAdmin):
 
 
 @admin.register(Action)
-class ActionAdmin(admin.ModelAdmin):
+class ActionAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "kind", "amount", "status", "agent_id", "decided_by", "interaction_id")
     list_filter = ("status", "kind")
     search_fields = ("agent_id", "=interaction_id", "=customer_id")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False

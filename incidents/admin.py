@@ -1,11 +1,12 @@
 from django.contrib import admin
 
+from events.admin import ReadOnlyAdmin
 from incidents.models import IncidentReport
 from incidents.selectors import reads_all
 
 
 @admin.register(IncidentReport)
-class IncidentReportAdmin(admin.ModelAdmin):
+class IncidentReportAdmin(ReadOnlyAdmin):
     """Read-only, for supervisors and compliance; opening one is recorded like a read through the API."""
 
     list_display = ("created_at", "kind", "agent_id", "action_taken", "supervisor", "interaction_id")
@@ -17,15 +18,6 @@ class IncidentReportAdmin(admin.ModelAdmin):
 
     def has_view_permission(self, request, obj=None):
         return reads_all(request.user)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         from contactcenter.api import command_meta

@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from events.admin import ReadOnlyAdmin
 from intelligence.models import FlagPolicy, FlagTerm, Mood
 
 
@@ -16,12 +17,6 @@ class FlagPolicyAdmin(admin.ModelAdmin):
 
 
 @admin.register(Mood)
-class MoodAdmin(admin.ModelAdmin):
+class MoodAdmin(ReadOnlyAdmin):
     list_display = ("interaction_id", "customer_id", "texts", "running", "lowest", "flags", "updated_at")
     search_fields = ("=interaction_id", "=customer_id")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False

@@ -100,3 +100,14 @@ def test_only_supervisors_compliance_and_the_filing_agent_read_a_report_and_ever
                                     format="json").status_code == 403  # compliance reads, does not write
     reads = [e.data["by"] for e in store.read_stream(uuid.UUID(rid)) if e.event_type == "incidents.IncidentRead"]
     assert reads == ["ann", "boss", "auditor"]
+
+
+def test_opening_a_report_in_the_admin_is_a_recorded_read(abusive_chat, client):
+    ann, iid = abusive_chat
+    boss = get_user_model().objects.create_user(username="boss", password="x", is_staff=True, is_superuser=True)
+    rid = client_for(ann.user).post("/api/v1/incidents/", report(iid), format="json").json()["id"]
+    client.force_login(boss)
+    assert client.get(f"/admin/incidents/incidentreport/{rid}/change/").status_code == 200
+    assert client.post(f"/admin/incidents/incidentreport/{rid}/delete/", {"post": "yes"}).status_code == 403
+    reads = [e.data["by"] for e in store.read_stream(uuid.UUID(rid)) if e.event_type == "incidents.IncidentRead"]
+    assert reads == ["boss"]
