@@ -242,6 +242,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(env_int("CALLBACKS_DUE_SECONDS", 15)),
         "options": {"expires": float(env_int("CALLBACKS_DUE_SECONDS", 15))},
     },
+    "followups-escalations-breached": {
+        "task": "followups.tasks.escalations_breached",
+        "schedule": float(env_int("CALLBACKS_DUE_SECONDS", 15)),
+        "options": {"expires": float(env_int("CALLBACKS_DUE_SECONDS", 15))},
+    },
     "quality-sample-reviews": {
         "task": "quality.tasks.sample_reviews",
         "schedule": 6 * 3600.0,  # idempotent per agent and week: each run tops up who has too few

@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from events.admin import ReadOnlyAdmin
-from followups.models import Callback
+from followups.models import Callback, Escalation
 
 
 @admin.register(Callback)
@@ -12,3 +12,11 @@ class CallbackAdmin(ReadOnlyAdmin):
     list_filter = ("status", "reason", "channel", "queue")
     search_fields = ("=customer_id", "agent_id", "=interaction_id", "=origin_interaction_id")
     ordering = ("status", "due_at")
+
+
+@admin.register(Escalation)
+class EscalationAdmin(ReadOnlyAdmin):
+    list_display = ("respond_by", "status", "breached", "target", "queue", "agent_id", "accepted_by",
+                    "interaction_id")
+    list_filter = ("status", "breached", "target", "queue")
+    search_fields = ("=interaction_id", "=customer_id", "agent_id")

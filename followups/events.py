@@ -48,3 +48,36 @@ class CallbackCancelled:
     """No longer wanted (the customer called back first, or asked not to be called), with who said so."""
 
     reason: str = pii(default="")
+
+
+@event("followups.Escalated", version=1, emitted_by="followups.services.escalate")
+@dataclass(frozen=True)
+class Escalated:
+    """The agent escalated the contact (stream_type "escalation"): to a specialist `queue` (the contact is
+    transferred there and routed like other work) or to the supervisors. The customer was told to expect a
+    response by `respond_by`."""
+
+    interaction_id: uuid.UUID
+    agent_id: str
+    target: str  # "queue" or "supervisor"
+    respond_by: str  # ISO 8601
+    queue: str | None = None
+    reason: str = pii(default="")
+
+
+@event("followups.EscalationAccepted", version=1, emitted_by="followups.services")
+@dataclass(frozen=True)
+class EscalationAccepted:
+    """Someone took the escalation up (a supervisor, or the specialist agent who accepted the contact): the
+    response clock stops."""
+
+    by: str
+    within_seconds: int
+
+
+@event("followups.EscalationBreached", version=1, emitted_by="followups.services.escalations_breached")
+@dataclass(frozen=True)
+class EscalationBreached:
+    """Nobody took it up by the time the customer was told: the supervisors are alerted."""
+
+    overdue_seconds: int

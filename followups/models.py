@@ -29,3 +29,27 @@ class Callback(models.Model):
     class Meta:
         indexes = [models.Index(fields=["status", "due_at"], name="callback_due")]
         ordering = ["due_at"]
+
+
+class Escalation(models.Model):
+    OPEN, ACCEPTED = "open", "accepted"
+    TARGETS = ("queue", "supervisor")
+
+    id = models.UUIDField(primary_key=True)
+    interaction_id = models.UUIDField(db_index=True)
+    customer_id = models.UUIDField(db_index=True)
+    agent_id = models.CharField(max_length=150, db_index=True, help_text="who escalated")
+    target = models.CharField(max_length=10, choices=[(t, t) for t in TARGETS])
+    queue = models.CharField(max_length=100, null=True, blank=True)
+    reason = models.TextField()
+    respond_by = models.DateTimeField()
+    status = models.CharField(max_length=10, default=OPEN, choices=[(s, s) for s in (OPEN, ACCEPTED)])
+    breached = models.BooleanField(default=False)
+    accepted_by = models.CharField(max_length=150, blank=True)
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    version = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "respond_by"], name="escalation_due")]
+        ordering = ["respond_by"]

@@ -18,8 +18,16 @@ from django.utils import timezone
 
 from events import store
 from events.store import Actor, Metadata
-from followups.events import CallbackCancelled, CallbackCompleted, CallbackScheduled, CallbackStarted
-from followups.models import Callback
+from followups.events import (
+    CallbackCancelled,
+    CallbackCompleted,
+    CallbackScheduled,
+    CallbackStarted,
+    Escalated,
+    EscalationAccepted,
+    EscalationBreached,
+)
+from followups.models import Callback, Escalation
 from interactions import domain as idomain
 from interactions import events as iev
 
@@ -112,6 +120,11 @@ def on_interaction_changed(row, new_events: list) -> None:
                               due_at=timezone.now() + dt.timedelta(seconds=settings.CALLBACK_AFTER_DROP_SECONDS),
                               origin_interaction_id=row.id, queue=row.queue, meta=SYSTEM,
                               note="the contact dropped (technical): call the customer back")
+        elif isinstance(event, iev.InteractionAccepted):
+            # The specialist who accepts an escalated contact takes the escalation up.
+            for escalation in Escalation.objects.select_for_update().filter(
+                    interaction_id=row.id, target="queue", status=Escalation.OPEN):
+                _accept(escalation, by=event.agent_id, meta=SYSTEM)
         elif isinstance(event, iev.InteractionWrappedUp):
             callback = Callback.objects.select_for_update().filter(interaction_id=row.id,
                                                                    status=Callback.STARTED).first()
@@ -121,7 +134,100 @@ def on_interaction_changed(row, new_events: list) -> None:
                 callback.save(update_fields=["status", "version"])
 
 
-def _append(callback: Callback, event, meta: Metadata) -> None:
-    store.append(stream_type="callback", stream_id=callback.id, customer_id=callback.customer_id, events=[event],
-                 expected_version=callback.version, meta=meta)
-    callback.version += 1
+def escalate(*, interaction_id: uuid.UUID, agent_id: str, target: str, reason: str, respond_within_minutes: int,
+             meta: Metadata, queue: str | None = None) -> Escalation:
+    """Escalate a contact the agent is handling: to a specialist queue (transferred there with the reason as its
+    note, and routed like any other work) or to the supervisors (alerted on the wallboard; one takes it up with
+    escalation_accept). Emits followups.Escalated; the clock runs until someone takes it up."""
+    from interactions import services as interaction_services
+    from interactions.models import Interaction
+    from routing.models import Queue
+
+    if target not in Escalation.TARGETS:
+        raise idomain.InvalidValue("target", f"escalate to one of {', '.join(Escalation.TARGETS)}")
+    if not reason.strip():
+        raise idomain.InvalidValue("reason", "say why it is escalated")
+    if target == "queue" and not Queue.objects.filter(name=queue or "").exists():
+        raise idomain.InvalidValue("queue", f"no such queue {queue!r}")
+    now = timezone.now()
+    with transaction.atomic():
+        row = Interaction.objects.select_for_update().filter(id=interaction_id).first()
+        if row is None:
+            raise idomain.InvalidValue("interaction_id", "no such interaction")
+        if row.agent_id != agent_id or row.status not in idomain.CONNECTED:
+            raise idomain.TransitionRefused("escalate a contact you are handling")
+        escalation = Escalation(id=store.uuid7(), interaction_id=row.id, customer_id=row.customer_id,
+                                agent_id=agent_id, target=target, queue=queue if target == "queue" else None,
+                                reason=idomain.masked(reason),
+                                respond_by=now + dt.timedelta(minutes=respond_within_minutes))
+        event = Escalated(interaction_id=row.id, agent_id=agent_id, target=target, queue=escalation.queue,
+                          respond_by=escalation.respond_by.isoformat(), reason=escalation.reason)
+        store.append(stream_type="escalation", stream_id=escalation.id, customer_id=row.customer_id, events=[event],
+                     expected_version=0, meta=meta)
+        escalation.version = 1
+        escalation.save(force_insert=True)
+        if target == "queue":
+            interaction_services.interaction_transfer(interaction_id=row.id, to_queue=queue, meta=meta,
+                                                      note=f"escalated: {reason}")
+        message = {"type": "followups.escalation", "escalation_id": str(escalation.id),
+                   "interaction_id": str(row.id), "agent_id": agent_id, "target": target, "queue": escalation.queue,
+                   "respond_by": escalation.respond_by.isoformat()}
+        transaction.on_commit(lambda: _wallboard(message))
+    return escalation
+
+
+def escalation_accept(*, escalation_id: uuid.UUID, by: str, meta: Metadata) -> Escalation:
+    """A supervisor takes an escalation up: the clock stops. Emits followups.EscalationAccepted."""
+    with transaction.atomic():
+        escalation = Escalation.objects.select_for_update().filter(id=escalation_id).first()
+        if escalation is None:
+            raise idomain.InvalidValue("escalation_id", "no such escalation")
+        if escalation.status != Escalation.OPEN:
+            raise idomain.TransitionRefused(f"already taken up by {escalation.accepted_by}")
+        _accept(escalation, by=by, meta=meta)
+    return escalation
+
+
+def escalations_breached(*, now: dt.datetime | None = None) -> int:
+    """Open escalations past the time the customer was told: each marked once (followups.EscalationBreached) and
+    pushed to the supervisors. Returns how many."""
+    now = now or timezone.now()
+    marked = 0
+    for escalation_id in Escalation.objects.filter(status=Escalation.OPEN, breached=False,
+                                                   respond_by__lt=now).values_list("id", flat=True)[:200]:
+        with transaction.atomic():
+            escalation = Escalation.objects.select_for_update(skip_locked=True).filter(
+                id=escalation_id, status=Escalation.OPEN, breached=False).first()
+            if escalation is None:
+                continue
+            overdue = int((now - escalation.respond_by).total_seconds())
+            _append(escalation, EscalationBreached(overdue_seconds=overdue), SYSTEM, stream_type="escalation")
+            escalation.breached = True
+            escalation.save(update_fields=["breached", "version"])
+            message = {"type": "followups.escalation_breached", "escalation_id": str(escalation.id),
+                       "interaction_id": str(escalation.interaction_id), "agent_id": escalation.agent_id,
+                       "target": escalation.target, "queue": escalation.queue, "overdue_seconds": overdue}
+            transaction.on_commit(lambda m=message: _wallboard(m))
+            marked += 1
+    return marked
+
+
+def _accept(escalation: Escalation, *, by: str, meta: Metadata) -> None:
+    now = timezone.now()
+    within = int((now - escalation.created_at).total_seconds())
+    _append(escalation, EscalationAccepted(by=by, within_seconds=within), meta, stream_type="escalation")
+    escalation.status, escalation.accepted_by, escalation.accepted_at = Escalation.ACCEPTED, by, now
+    escalation.save(update_fields=["status", "accepted_by", "accepted_at", "version"])
+
+
+def _wallboard(message: dict) -> None:
+    from contactcenter import realtime
+    from routing.realtime import WALLBOARD
+
+    realtime.notify([(WALLBOARD, message)])
+
+
+def _append(record, event, meta: Metadata, *, stream_type: str = "callback") -> None:
+    store.append(stream_type=stream_type, stream_id=record.id, customer_id=record.customer_id, events=[event],
+                 expected_version=record.version, meta=meta)
+    record.version += 1

@@ -8,3 +8,8 @@ from followups import services
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def callbacks_due() -> int:
     return services.callbacks_due()
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def escalations_breached() -> int:
+    return services.escalations_breached()

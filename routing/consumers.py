@@ -72,7 +72,9 @@ class WallboardConsumer(_Consumer):
     {"type": "intelligence.flag", "interaction_id", "kind", "term", "queue", "agent_id", "compound"} (a red
     flag whose policy alerts supervisors: docs/PROTOCOLS.md);
     {"type": "authority.approval", "action_id", "kind", "amount", "agent_id", "interaction_id", "limit",
-    "expected_by"} (an action above an agent's authority waits for a supervisor).
+    "expected_by"} (an action above an agent's authority waits for a supervisor);
+    {"type": "followups.escalation" | "followups.escalation_breached", "escalation_id", "interaction_id",
+    "agent_id", "target", "queue", "respond_by" | "overdue_seconds"}.
     """
 
     def group_for(self, user):
@@ -86,3 +88,4 @@ class WallboardConsumer(_Consumer):
         await self.send_json({"type": "routing.queue", **await database_sync_to_async(queue_live)(message["queue"])})
 
     routing_agent = routing_alarm = intelligence_flag = authority_approval = _Consumer.forward
+    followups_escalation = followups_escalation_breached = _Consumer.forward

@@ -82,9 +82,13 @@ async def _ws_connect(path):
 def test_websocket_refuses_a_connection_without_a_token():
     from asgiref.sync import async_to_sync
 
-    communicator, connected, code = async_to_sync(_ws_connect)(
-        "/ws/customers/00000000-0000-0000-0000-000000000001/timeline/"
-    )
+    async def refused():
+        communicator, connected, code = await _ws_connect("/ws/customers/00000000-0000-0000-0000-000000000001/timeline/")
+        # The consumer runs until the socket is gone: tell it, or its channel-layer receive outlives the test.
+        await communicator.disconnect()
+        return connected, code
+
+    connected, code = async_to_sync(refused)()
     assert not connected and code == 4401
 
 

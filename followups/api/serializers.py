@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from followups.models import Callback
+from followups.models import Callback, Escalation
 from interactions.domain import CHANNELS
 
 
@@ -25,3 +25,18 @@ class CallbackOutput(serializers.ModelSerializer):
         model = Callback
         fields = ["id", "customer_id", "reason", "due_at", "channel", "queue", "agent_id", "origin_interaction_id",
                   "case_id", "status", "interaction_id", "created_at"]
+
+
+class EscalateInput(serializers.Serializer):
+    target = serializers.ChoiceField(choices=["queue", "supervisor"])
+    queue = serializers.CharField(max_length=100, required=False, help_text="target queue: the specialist queue")
+    reason = serializers.CharField(max_length=2000)
+    respond_within_minutes = serializers.IntegerField(min_value=1, max_value=7 * 24 * 60, help_text=(
+        "the response time told to the customer; past it, the supervisors are alerted"))
+
+
+class EscalationOutput(serializers.ModelSerializer):
+    class Meta:
+        model = Escalation
+        fields = ["id", "interaction_id", "customer_id", "agent_id", "target", "queue", "reason", "respond_by",
+                  "status", "breached", "accepted_by", "accepted_at", "created_at"]

@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 from contactcenter.api import ErrorSerializer, command_meta, valid
 from followups import services
 from followups.api import serializers as s
-from followups.models import Callback
+from followups.models import Callback, Escalation
 from routing.selectors import is_supervisor
 
 
@@ -62,3 +62,44 @@ class CallbackCancel(APIView):
 
 class _CustomerFilter(s.serializers.Serializer):
     customer_id = s.serializers.UUIDField()
+
+
+class InteractionEscalate(APIView):
+    @extend_schema(request=s.EscalateInput, responses={201: s.EscalationOutput, 400: ErrorSerializer,
+                                                       409: ErrorSerializer})
+    def post(self, request, interaction_id):
+        """Escalate a contact you are handling: to a specialist queue (it is transferred there and routed) or to
+        the supervisors (alerted on the wallboard). Tell the customer `respond_by`; past it, the supervisors
+        are alerted again."""
+        data = valid(s.EscalateInput, request.data)
+        escalation = services.escalate(interaction_id=interaction_id, agent_id=request.user.get_username(),
+                                       meta=command_meta(request), **data)
+        return Response(s.EscalationOutput(escalation).data, status=201)
+
+
+class EscalationList(APIView):
+    @extend_schema(parameters=[OpenApiParameter("status", str, description="open (default), accepted or all")],
+                   responses={200: s.EscalationOutput(many=True)})
+    def get(self, request):
+        """Escalations, soonest due first: supervisors see all, agents the ones they raised."""
+        escalations = Escalation.objects.order_by("respond_by")
+        if not is_supervisor(request.user):
+            escalations = escalations.filter(agent_id=request.user.get_username())
+        wanted = request.query_params.get("status", "open")
+        if wanted != "all":
+            escalations = escalations.filter(status=wanted)
+        return Response(s.EscalationOutput(escalations[:500], many=True).data)
+
+
+class EscalationAccept(APIView):
+    @extend_schema(request=None, responses={200: s.EscalationOutput, 403: ErrorSerializer, 404: ErrorSerializer,
+                                            409: ErrorSerializer})
+    def post(self, request, escalation_id):
+        """A supervisor takes the escalation up: its clock stops."""
+        if not is_supervisor(request.user):
+            raise PermissionDenied("supervisors take escalations up")
+        if not Escalation.objects.filter(id=escalation_id).exists():
+            raise NotFound("no such escalation")
+        escalation = services.escalation_accept(escalation_id=escalation_id, by=request.user.get_username(),
+                                                meta=command_meta(request))
+        return Response(s.EscalationOutput(escalation).data)
