@@ -206,6 +206,13 @@ QUALITY_SAMPLES_PER_AGENT = env_int("QUALITY_SAMPLES_PER_AGENT", 3)  # interacti
 # interaction's running sentiment, and a text scored at or below the threshold raises a red flag.
 SENTIMENT_WEIGHT = float(os.environ.get("SENTIMENT_WEIGHT", "0.4"))
 SENTIMENT_FLAG_THRESHOLD = float(os.environ.get("SENTIMENT_FLAG_THRESHOLD", "-0.6"))
+# Red flags about the customer, checked when they contact us (docs/PROTOCOLS.md): an earlier contact within
+# REPEAT_FLAG_DAYS still unresolved; after ENGAGEMENT_MIN_CONTACTS contacts, a silence of ENGAGEMENT_SILENT_DAYS
+# (and three times their usual gap); or a CSAT answer ENGAGEMENT_CSAT_DROP below their earlier average.
+REPEAT_FLAG_DAYS = env_int("REPEAT_FLAG_DAYS", 7)
+ENGAGEMENT_MIN_CONTACTS = env_int("ENGAGEMENT_MIN_CONTACTS", 3)
+ENGAGEMENT_SILENT_DAYS = env_int("ENGAGEMENT_SILENT_DAYS", 30)
+ENGAGEMENT_CSAT_DROP = float(os.environ.get("ENGAGEMENT_CSAT_DROP", "1.5"))
 # The abuse protocol: warnings on record before an agent may end a contact for abuse (docs/PROTOCOLS.md).
 ABUSE_WARNINGS_REQUIRED = int(os.environ.get("ABUSE_WARNINGS_REQUIRED", "2"))
 # A dropped call (end reason technical_drop) schedules a callback this many seconds later (docs/PROTOCOLS.md).
@@ -244,6 +251,11 @@ CELERY_BEAT_SCHEDULE = {
     },
     "followups-escalations-breached": {
         "task": "followups.tasks.escalations_breached",
+        "schedule": float(env_int("CALLBACKS_DUE_SECONDS", 15)),
+        "options": {"expires": float(env_int("CALLBACKS_DUE_SECONDS", 15))},
+    },
+    "followups-overdue": {
+        "task": "followups.tasks.followups_overdue",
         "schedule": float(env_int("CALLBACKS_DUE_SECONDS", 15)),
         "options": {"expires": float(env_int("CALLBACKS_DUE_SECONDS", 15))},
     },

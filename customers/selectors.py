@@ -79,6 +79,7 @@ class CustomerContext:
     repeat_contact: bool
     repeat_of: list[uuid.UUID] = field(default_factory=list)
     sentiment: dict = field(default_factory=dict)
+    open_promises: list[dict] = field(default_factory=list)
 
 
 def customer_context(customer_id: uuid.UUID, *, now: dt.datetime | None = None) -> CustomerContext:
@@ -92,8 +93,11 @@ def customer_context(customer_id: uuid.UUID, *, now: dt.datetime | None = None) 
       outcome from the timeline (end reason, wrap-up disposition, or abandoned);
     - repeat contact: see `repeat_contacts()`;
     - sentiment: the running sentiment of their last scored interactions and its trend
-      (intelligence.selectors.sentiment_trend).
+      (intelligence.selectors.sentiment_trend);
+    - open promises: callbacks, follow-up tasks and escalations still owed to them
+      (followups.selectors.open_promises), whoever promised them.
     """
+    from followups.selectors import open_promises
     from intelligence.selectors import sentiment_trend
 
     now = now or timezone.now()
@@ -112,7 +116,8 @@ def customer_context(customer_id: uuid.UUID, *, now: dt.datetime | None = None) 
     repeat_of = repeat_contacts(customer_id, now=now)
     return CustomerContext(profile=profile, identities=identities, open_interactions=open_interactions,
                            open_cases=open_cases, last_contacts=last_contacts(customer_id),
-                           repeat_contact=bool(repeat_of), repeat_of=repeat_of, sentiment=sentiment_trend(ids))
+                           repeat_contact=bool(repeat_of), repeat_of=repeat_of, sentiment=sentiment_trend(ids),
+                           open_promises=open_promises(customer_ids=ids, limit=20))
 
 
 def last_contacts(customer_id: uuid.UUID, *, limit: int = LAST_CONTACTS) -> list[dict]:

@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from events.admin import ReadOnlyAdmin
-from followups.models import Callback, Escalation
+from followups.models import Callback, Escalation, FollowUp
 
 
 @admin.register(Callback)
@@ -20,3 +20,13 @@ class EscalationAdmin(ReadOnlyAdmin):
                     "interaction_id")
     list_filter = ("status", "breached", "target", "queue")
     search_fields = ("=interaction_id", "=customer_id", "agent_id")
+
+
+@admin.register(FollowUp)
+class FollowUpAdmin(ReadOnlyAdmin):
+    """Every follow-up task promised to a customer; open and overdue ones first. Changed only through the API."""
+
+    list_display = ("due_at", "status", "overdue", "agent_id", "note", "customer_id", "interaction_id")
+    list_filter = ("status", "overdue")
+    search_fields = ("=customer_id", "agent_id", "=interaction_id")
+    ordering = ("status", "due_at")

@@ -81,3 +81,41 @@ class EscalationBreached:
     """Nobody took it up by the time the customer was told: the supervisors are alerted."""
 
     overdue_seconds: int
+
+
+@event("followups.FollowUpCreated", version=1, emitted_by="followups.services.followup_create")
+@dataclass(frozen=True)
+class FollowUpCreated:
+    """A task promised to a customer, owned by `agent_id`, due by `due_at` (ISO 8601): send the replacement,
+    check the refund landed, answer the question once the engineer has. `note` says what (masked)."""
+
+    agent_id: str
+    due_at: str
+    note: str = pii()
+    interaction_id: uuid.UUID | None = None
+
+
+@event("followups.FollowUpDone", version=1, emitted_by="followups.services.followup_close")
+@dataclass(frozen=True)
+class FollowUpDone:
+    """The task was done (by `by`); `outcome` says how (masked)."""
+
+    by: str
+    outcome: str = pii(default="")
+
+
+@event("followups.FollowUpCancelled", version=1, emitted_by="followups.services.followup_close")
+@dataclass(frozen=True)
+class FollowUpCancelled:
+    """The task will not be done (by `by`), with the reason."""
+
+    by: str
+    reason: str = pii(default="")
+
+
+@event("followups.FollowUpOverdue", version=1, emitted_by="followups.services.followups_overdue")
+@dataclass(frozen=True)
+class FollowUpOverdue:
+    """Still open past its due time: the supervisors and its agent were alerted (once)."""
+
+    overdue_seconds: int

@@ -1,4 +1,5 @@
-"""Callbacks: write-side state of each promise to call a customer back (its events: followups.events)."""
+"""Promises to customers, write-side state: callbacks, escalations and follow-up tasks (their events:
+followups.events)."""
 
 from __future__ import annotations
 
@@ -53,3 +54,26 @@ class Escalation(models.Model):
     class Meta:
         indexes = [models.Index(fields=["status", "respond_by"], name="escalation_due")]
         ordering = ["respond_by"]
+
+
+class FollowUp(models.Model):
+    """A task promised to a customer with a due time (its events: followups.events, stream "followup")."""
+
+    OPEN, DONE, CANCELLED = "open", "done", "cancelled"
+
+    id = models.UUIDField(primary_key=True)
+    customer_id = models.UUIDField(db_index=True)
+    interaction_id = models.UUIDField(null=True, blank=True, help_text="the contact it was promised on")
+    agent_id = models.CharField(max_length=150, db_index=True, help_text="who owns it")
+    note = models.TextField(help_text="what was promised (masked)")
+    due_at = models.DateTimeField()
+    status = models.CharField(max_length=10, default=OPEN, choices=[(s, s) for s in (OPEN, DONE, CANCELLED)])
+    overdue = models.BooleanField(default=False, help_text="alerted as overdue")
+    closed_by = models.CharField(max_length=150, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    version = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "due_at"], name="followup_due")]
+        ordering = ["due_at"]

@@ -26,8 +26,12 @@ from followups.events import (
     Escalated,
     EscalationAccepted,
     EscalationBreached,
+    FollowUpCancelled,
+    FollowUpCreated,
+    FollowUpDone,
+    FollowUpOverdue,
 )
-from followups.models import Callback, Escalation
+from followups.models import Callback, Escalation, FollowUp
 from interactions import domain as idomain
 from interactions import events as iev
 
@@ -212,6 +216,79 @@ def escalations_breached(*, now: dt.datetime | None = None) -> int:
     return marked
 
 
+def followup_create(*, agent_id: str, due_at: dt.datetime, note: str, meta: Metadata,
+                    customer_id: uuid.UUID | None = None, interaction_id: uuid.UUID | None = None) -> FollowUp:
+    """A task promised to a customer, owned by `agent_id`, due by `due_at`: for the customer of
+    `interaction_id` (the contact it was promised on) or `customer_id`. Emits followups.FollowUpCreated."""
+    from customers.models import Customer
+    from interactions.models import Interaction
+
+    if not note.strip():
+        raise idomain.InvalidValue("note", "say what was promised")
+    if interaction_id is not None:
+        found = Interaction.objects.filter(id=interaction_id).values_list("customer_id", flat=True).first()
+        if found is None or (customer_id is not None and found != customer_id):
+            raise idomain.InvalidValue("interaction_id", "no such interaction (of this customer)")
+        customer_id = found
+    if customer_id is None:
+        raise idomain.InvalidValue("customer_id", "name the customer, or the interaction it was promised on")
+    if not Customer.objects.filter(id=customer_id, erased_at__isnull=True).exists():
+        raise idomain.InvalidValue("customer_id", "no such customer")
+    with transaction.atomic():
+        task = FollowUp(id=store.uuid7(), customer_id=customer_id, interaction_id=interaction_id, agent_id=agent_id,
+                        note=idomain.masked(note), due_at=due_at)
+        event = FollowUpCreated(agent_id=agent_id, due_at=due_at.isoformat(), note=task.note,
+                                interaction_id=interaction_id)
+        store.append(stream_type="followup", stream_id=task.id, customer_id=customer_id, events=[event],
+                     expected_version=0, meta=meta)
+        task.version = 1
+        task.save(force_insert=True)
+    return task
+
+
+def followup_close(*, followup_id: uuid.UUID, by: str, done: bool, text: str, meta: Metadata) -> FollowUp:
+    """Done (followups.FollowUpDone, `text` the outcome) or cancelled (followups.FollowUpCancelled, `text` the
+    reason). Only an open task closes."""
+    with transaction.atomic():
+        task = FollowUp.objects.select_for_update().filter(id=followup_id).first()
+        if task is None:
+            raise idomain.InvalidValue("followup_id", "no such follow-up")
+        if task.status != FollowUp.OPEN:
+            raise idomain.TransitionRefused(f"the follow-up is {task.status} already")
+        if not done and not text.strip():
+            raise idomain.InvalidValue("reason", "say why it will not be done")
+        event = (FollowUpDone(by=by, outcome=idomain.masked(text)) if done
+                 else FollowUpCancelled(by=by, reason=idomain.masked(text)))
+        _append(task, event, meta, stream_type="followup")
+        task.status = FollowUp.DONE if done else FollowUp.CANCELLED
+        task.closed_by, task.closed_at = by, timezone.now()
+        task.save(update_fields=["status", "closed_by", "closed_at", "version"])
+    return task
+
+
+def followups_overdue(*, now: dt.datetime | None = None) -> int:
+    """Open follow-ups past their due time: each marked once (followups.FollowUpOverdue) and pushed to the
+    wallboard and to its agent's desk. Returns how many."""
+    now = now or timezone.now()
+    marked = 0
+    for task_id in FollowUp.objects.filter(status=FollowUp.OPEN, overdue=False,
+                                           due_at__lt=now).values_list("id", flat=True)[:200]:
+        with transaction.atomic():
+            task = FollowUp.objects.select_for_update(skip_locked=True).filter(
+                id=task_id, status=FollowUp.OPEN, overdue=False).first()
+            if task is None:
+                continue
+            overdue = int((now - task.due_at).total_seconds())
+            _append(task, FollowUpOverdue(overdue_seconds=overdue), SYSTEM, stream_type="followup")
+            task.overdue = True
+            task.save(update_fields=["overdue", "version"])
+            message = {"type": "followups.overdue", "followup_id": str(task.id), "customer_id": str(task.customer_id),
+                       "agent_id": task.agent_id, "due_at": task.due_at.isoformat(), "overdue_seconds": overdue}
+            transaction.on_commit(lambda m=message: (_wallboard(m), _desk(m["agent_id"], m)))
+            marked += 1
+    return marked
+
+
 def _accept(escalation: Escalation, *, by: str, meta: Metadata) -> None:
     now = timezone.now()
     within = int((now - escalation.created_at).total_seconds())
@@ -225,6 +302,16 @@ def _wallboard(message: dict) -> None:
     from routing.realtime import WALLBOARD
 
     realtime.notify([(WALLBOARD, message)])
+
+
+def _desk(agent_id: str | None, message: dict) -> None:
+    from contactcenter import realtime
+    from routing.models import Agent
+    from routing.realtime import agent_group
+
+    pk = Agent.objects.filter(user__username=agent_id).values_list("pk", flat=True).first() if agent_id else None
+    if pk is not None:
+        realtime.notify([(agent_group(pk), message)])
 
 
 def _append(record, event, meta: Metadata, *, stream_type: str = "callback") -> None:

@@ -1,4 +1,5 @@
-"""Beat: start the callbacks that are due (idempotent: only callbacks still scheduled are started)."""
+"""Beat: start the callbacks that are due, alert breached escalations and overdue follow-ups (each idempotent:
+only what is still scheduled or open, not yet alerted, is touched)."""
 
 from celery import shared_task
 
@@ -13,3 +14,8 @@ def callbacks_due() -> int:
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def escalations_breached() -> int:
     return services.escalations_breached()
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def followups_overdue() -> int:
+    return services.followups_overdue()

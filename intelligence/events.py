@@ -14,7 +14,7 @@ class SentimentScored:
     """The sentiment of one inbound text (VADER's compound score, -1 very negative to +1 very positive), and the
     interaction's running sentiment after it (a moving average weighted towards the latest texts)."""
 
-    source: str  # "message"
+    source: str  # "message" or "transcript" (a call's transcript segment the customer spoke)
     compound: float
     running: float
     texts: int  # texts scored on this interaction so far
@@ -24,9 +24,12 @@ class SentimentScored:
 @dataclass(frozen=True)
 class RedFlagRaised:
     """Something a supervisor should know about this contact. `kind`: abuse, threat, competitor, churn (a
-    word or phrase of the admin's list), or negative_sentiment (a text scored at or below the threshold).
-    `evidence` is the text's words that raised it (masked like every stored text); `priority_boost` is
-    added to its routing priority while it waits; `effects` says in words what the flag changed."""
+    word or phrase of the admin's list), negative_sentiment (a text scored at or below the threshold),
+    repeat_contact (the customer came back while an earlier contact is unresolved) or declining_engagement
+    (a frequent customer who went silent, or whose CSAT fell). `evidence` is the text's words that raised
+    it (masked like every stored text) or what was found; `priority_boost` is added to its routing
+    priority while it waits; `prefer_skill` is a skill routing prefers for it; `effects` says in words
+    what the flag changed."""
 
     kind: str
     evidence: str = pii()
@@ -34,3 +37,4 @@ class RedFlagRaised:
     compound: float | None = None
     priority_boost: int = 0
     effects: list[str] = field(default_factory=list)
+    prefer_skill: str = ""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.db import models
 
-KINDS = ("abuse", "threat", "competitor", "churn", "negative_sentiment")
+KINDS = ("abuse", "threat", "competitor", "churn", "negative_sentiment", "repeat_contact", "declining_engagement")
 TERM_KINDS = ("abuse", "threat", "competitor", "churn")
 
 
@@ -35,6 +35,9 @@ class FlagPolicy(models.Model):
     priority_boost = models.IntegerField(default=0, help_text="added to the interaction's routing priority while "
                                                               "it waits (higher goes first)")
     alert_supervisors = models.BooleanField(default=True, help_text="push an alert to the wallboard")
+    prefer_skill = models.CharField(max_length=50, blank=True, default="",
+                                    help_text="a skill (e.g. deescalation): while it waits, agents who have it are "
+                                              "preferred, the more proficient the more")
 
     class Meta:
         verbose_name_plural = "flag policies"

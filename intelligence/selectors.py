@@ -13,7 +13,8 @@ def sentiment_trend(customer_ids: list[uuid.UUID], *, limit: int = TREND_CONTACT
     """The customer's sentiment across their last `limit` scored interactions (oldest first): each one's running
     sentiment, lowest text and flags, and the trend: "declining" or "improving" when the mean of the last three
     moved by 0.2 or more against the ones before, else "steady"; "unknown" with fewer than four."""
-    moods = list(Mood.objects.filter(customer_id__in=customer_ids).order_by("-updated_at")[:limit])[::-1]
+    scored = Mood.objects.filter(customer_id__in=customer_ids, texts__gt=0)  # a flag alone is not a mood
+    moods = list(scored.order_by("-updated_at")[:limit])[::-1]
     points = [{"interaction_id": m.interaction_id, "running": m.running, "lowest": m.lowest, "flags": m.flags,
                "at": m.updated_at} for m in moods]
     trend = "unknown"

@@ -9,11 +9,13 @@ any flag it raises are recorded together, in order, or not at all.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from intelligence import analysis
 from intelligence.events import RedFlagRaised, SentimentScored
@@ -24,44 +26,103 @@ log = logging.getLogger(__name__)
 
 
 def annotate(row, new_events: list) -> list:
-    """SentimentScored for each inbound message with text, and RedFlagRaised for each kind raised on this
-    interaction for the first time."""
-    texts = [e for e in new_events if isinstance(e, iev.MessageRecorded) and e.direction == "inbound"
-             and (e.body or "").strip()]
-    if not texts:
+    """SentimentScored for each inbound message with text and each transcript segment the customer spoke, and
+    RedFlagRaised for each kind raised on this interaction for the first time: from the words (the admin's
+    terms, sharply negative sentiment) and, when an inbound contact starts or comes back, from the customer's
+    history (repeat contact on an unresolved matter, declining engagement)."""
+    texts = [(e.body, "message") for e in new_events if isinstance(e, iev.MessageRecorded)
+             and e.direction == "inbound" and (e.body or "").strip()]
+    texts += [(e.text, "transcript") for e in new_events if isinstance(e, iev.TranscriptSegmentRecorded)
+              and e.speaker == "customer"]
+    raised: list[tuple[str, str, str, float | None]] = []  # kind, term, evidence, compound
+    if any(isinstance(e, iev.InteractionReopened) for e in new_events) or any(
+            isinstance(e, iev.InteractionCreated) and e.direction == "inbound" for e in new_events):
+        raised += [(kind, "", evidence, None) for kind, evidence in history_flags(row, new_events)]
+    if not texts and not raised:
         return []
     mood = Mood.objects.filter(interaction_id=row.id).first() or Mood(interaction_id=row.id,
                                                                       customer_id=row.customer_id)
     terms, policies = configuration()
     out: list = []
-    alerts: list[dict] = []
-    for message in texts:
-        compound = analysis.sentiment(message.body)
+    alerts: list[dict] = []  # to the wallboard
+    to_agent: list[dict] = []  # to the desk of the agent handling it
+    for body, source in texts:
+        compound = analysis.sentiment(body)
         mood.running = analysis.running(mood.running, mood.texts, compound, settings.SENTIMENT_WEIGHT)
         mood.texts += 1
         mood.last = compound
         mood.lowest = min(mood.lowest, compound)
-        out.append(SentimentScored(source="message", compound=compound, running=mood.running, texts=mood.texts))
-        raised = analysis.matches(message.body, terms)
+        out.append(SentimentScored(source=source, compound=compound, running=mood.running, texts=mood.texts))
+        raised += [(kind, term, evidence, compound) for kind, term, evidence in analysis.matches(body, terms)]
         if compound <= settings.SENTIMENT_FLAG_THRESHOLD:
-            raised.append(("negative_sentiment", "", message.body[:200]))
-        for kind, term, evidence in raised:
-            if kind in mood.flags:
-                continue  # once per kind per interaction: the first evidence stands
-            mood.flags = [*mood.flags, kind]
-            policy = policies.get(kind)
-            boost = policy.priority_boost if policy else 0
-            effects = [f"priority +{boost}"] if boost else []
-            if policy and policy.alert_supervisors:
-                effects.append("supervisors alerted")
-                alerts.append({"type": "intelligence.flag", "interaction_id": str(row.id), "kind": kind,
-                               "term": term, "queue": row.queue, "agent_id": row.agent_id, "compound": compound})
-            out.append(RedFlagRaised(kind=kind, evidence=evidence, term=term, compound=compound,
-                                     priority_boost=boost, effects=effects))
+            raised.append(("negative_sentiment", "", body[:200], compound))
+    for kind, term, evidence, compound in raised:
+        if kind in mood.flags:
+            continue  # once per kind per interaction: the first evidence stands
+        mood.flags = [*mood.flags, kind]
+        policy = policies.get(kind)
+        boost = policy.priority_boost if policy else 0
+        skill = policy.prefer_skill if policy else ""
+        effects = [f"priority +{boost}"] if boost else []
+        if skill:
+            effects.append(f"prefers agents skilled in {skill}")
+        if policy and policy.alert_supervisors:
+            effects.append("supervisors alerted")
+            alerts.append({"type": "intelligence.flag", "interaction_id": str(row.id), "kind": kind,
+                           "term": term, "queue": row.queue, "agent_id": row.agent_id, "compound": compound})
+        if row.agent_id:
+            to_agent.append({"type": "intelligence.flag", "interaction_id": str(row.id), "kind": kind,
+                             "term": term, "compound": compound, "effects": effects})
+        out.append(RedFlagRaised(kind=kind, evidence=evidence, term=term, compound=compound,
+                                 priority_boost=boost, effects=effects, prefer_skill=skill))
     mood.save()
-    if alerts:
-        transaction.on_commit(lambda: _alert(alerts))
+    if alerts or to_agent:
+        transaction.on_commit(lambda: _alert(alerts, row.agent_id, to_agent))
     return out
+
+
+def history_flags(row, new_events: list) -> list[tuple[str, str]]:
+    """(kind, evidence) of what the customer's history says as they contact us: repeat_contact when they come
+    back on a matter closed as resolved, or while an earlier inbound contact within REPEAT_FLAG_DAYS is still
+    unresolved (waiting, in hand or abandoned); declining_engagement when a customer who contacted us often
+    went silent for unusually long (at least ENGAGEMENT_SILENT_DAYS and three times their usual gap), or
+    when their last CSAT answer fell ENGAGEMENT_CSAT_DROP or more below their earlier average."""
+    from interactions import domain as idomain
+    from interactions.models import Interaction
+    from quality.models import Survey
+
+    now = timezone.now()
+    flags = []
+    if any(isinstance(e, iev.InteractionReopened) for e in new_events):
+        flags.append(("repeat_contact", "the customer came back on a matter closed as resolved"))
+    else:
+        earlier = list(Interaction.objects.filter(
+            customer_id=row.customer_id, direction="inbound",
+            created_at__gte=now - dt.timedelta(days=settings.REPEAT_FLAG_DAYS)).exclude(id=row.id).exclude(
+            status=idomain.RESOLVED).order_by("-created_at").values_list("channel", "status", "created_at")[:5])
+        if earlier:
+            channel, status, at = earlier[0]
+            flags.append(("repeat_contact", f"{len(earlier)} earlier contact(s) in {settings.REPEAT_FLAG_DAYS} "
+                                            f"days not resolved; the last by {channel} on {at:%Y-%m-%d %H:%M} UTC, "
+                                            f"{status}"))
+    history = list(Interaction.objects.filter(customer_id=row.customer_id, direction="inbound").exclude(
+        id=row.id).order_by("-created_at").values_list("created_at", flat=True)[:20])
+    if len(history) >= settings.ENGAGEMENT_MIN_CONTACTS:
+        gaps = sorted((a - b).total_seconds() for a, b in zip(history, history[1:], strict=False))
+        usual = gaps[len(gaps) // 2] if gaps else 0.0
+        silent = (now - history[0]).total_seconds()
+        if silent >= max(settings.ENGAGEMENT_SILENT_DAYS * 86400, 3 * usual):
+            flags.append(("declining_engagement",
+                          f"{len(history)} earlier contacts, usually {usual / 86400:.1f} days apart, then none "
+                          f"for {silent / 86400:.0f} days"))
+    answers = list(Survey.objects.filter(customer_id=row.customer_id, csat__isnull=False).order_by(
+        "-answered_at").values_list("csat", flat=True)[:10])
+    if len(answers) >= 2:
+        before = sum(answers[1:]) / len(answers[1:])
+        if before - answers[0] >= settings.ENGAGEMENT_CSAT_DROP:
+            flags.append(("declining_engagement", f"CSAT fell to {answers[0]} from an average of {before:.1f} "
+                                                  f"over {len(answers) - 1} earlier answer(s)"))
+    return flags
 
 
 _cache: dict = {}
@@ -81,8 +142,13 @@ def forget_configuration(**_) -> None:
     _cache.clear()
 
 
-def _alert(alerts: list[dict]) -> None:
+def _alert(alerts: list[dict], agent_id: str | None, to_agent: list[dict]) -> None:
     from contactcenter import realtime
-    from routing.realtime import WALLBOARD
+    from routing.models import Agent
+    from routing.realtime import WALLBOARD, agent_group
 
-    realtime.notify([(WALLBOARD, a) for a in alerts])
+    messages = [(WALLBOARD, a) for a in alerts]
+    pk = Agent.objects.filter(user__username=agent_id).values_list("pk", flat=True).first() if to_agent else None
+    if pk is not None:
+        messages += [(agent_group(pk), m) for m in to_agent]
+    realtime.notify(messages)

@@ -243,7 +243,8 @@ def decide_reopen(state: InteractionState, *, reason: str) -> list:
 
 # --- channel intake (provider webhooks) ------------------------------------
 
-CALL_EVENTS = ("ringing", "answered", "held", "resumed", "transferred", "ended")
+CALL_EVENTS = ("ringing", "answered", "held", "resumed", "transferred", "transcript", "ended")
+SPEAKERS = ("customer", "agent")
 CHAT_EVENTS = ("start", "message", "end")
 SOCIAL_KINDS = ("dm", "mention")
 CONSENTS = {True: "given", False: "refused", None: "unknown"}
@@ -271,6 +272,20 @@ def run(state: InteractionState, *commands: tuple) -> list:
     return decided
 
 
+def decide_transcript(state: InteractionState, *, speaker: str, text: str,
+                      offset_seconds: float | None = None) -> list:
+    """A segment of the call's transcript, while the call is connected. Card numbers, security codes and national
+    ids said aloud are masked before it is recorded (interactions.redact)."""
+    _require(state, CONNECTED, "record a transcript on")
+    if state.channel != "voice":
+        raise InvalidValue("event", "only calls have transcripts")
+    if speaker not in SPEAKERS:
+        raise InvalidValue("speaker", f"speaker must be one of {', '.join(SPEAKERS)}")
+    if not text.strip():
+        raise InvalidValue("body", "a transcript segment needs its text in body")
+    return [ev.TranscriptSegmentRecorded(speaker=speaker, text=masked(text), offset_seconds=offset_seconds)]
+
+
 def decide_attach_recording(state: InteractionState, *, recording_ref: str, consent: bool | None) -> list:
     _require(state, CONNECTED + (WRAP_UP,), "attach a recording to")
     if state.channel != "voice":
@@ -282,7 +297,8 @@ def decide_call_event(state: InteractionState, *, event: str, case_id: uuid.UUID
                       direction: str = "inbound", queue: str = "default", agent_id: str | None = None,
                       to_agent_id: str | None = None, to_queue: str | None = None, note: str = "",
                       reason: str | None = None, duration_seconds: int | None = None,
-                      recording_ref: str | None = None, recording_consent: bool | None = None) -> list:
+                      recording_ref: str | None = None, recording_consent: bool | None = None,
+                      speaker: str | None = None, body: str = "", offset_seconds: float | None = None) -> list:
     """Map one telephony provider event onto the lifecycle.
 
     - ringing (a new call): created, queued, and offered when the provider
@@ -290,6 +306,8 @@ def decide_call_event(state: InteractionState, *, event: str, case_id: uuid.UUID
     - answered: accepted by the offered agent; a call the provider routed
       itself (queued, never offered here) is offered to and accepted by
       `agent_id` in one go;
+    - transcript: a segment of what was said (`speaker`, `body`), scored for
+      sentiment when the customer spoke (intelligence);
     - ended while still waiting is an abandoned call, otherwise it ends the
       call (and attaches the recording, if any).
     Any event but ringing for a call we do not know is out of order (409).
@@ -318,6 +336,10 @@ def decide_call_event(state: InteractionState, *, event: str, case_id: uuid.UUID
         return decide_resume(state)
     if event == "transferred":
         return decide_transfer(state, to_agent_id=to_agent_id, to_queue=to_queue, note=note)
+    if event == "transcript":
+        if speaker is None:
+            raise InvalidValue("speaker", f"a transcript segment needs a speaker: one of {', '.join(SPEAKERS)}")
+        return decide_transcript(state, speaker=speaker, text=body, offset_seconds=offset_seconds)
     # ended
     if state.status in WAITING:
         return decide_abandon(state, waited_seconds=duration_seconds)

@@ -104,6 +104,17 @@ class MessageRecorded:
         return {"provider": None, "kind": None, "subject": None, "sender": None, "recipients": [], **data}
 
 
+@event("interactions.TranscriptSegmentRecorded", version=1, emitted_by="interactions.services (voice webhooks)")
+@dataclass(frozen=True)
+class TranscriptSegmentRecorded:
+    """A stretch of a call's transcript from the provider's speech-to-text: who spoke (`speaker`: customer or
+    agent), what was said (masked like every stored text) and where in the call (`offset_seconds`)."""
+
+    speaker: str
+    text: str = pii()
+    offset_seconds: float | None = None
+
+
 @event("interactions.WarningGiven", version=1, emitted_by="interactions.services.interaction_warn")
 @dataclass(frozen=True)
 class WarningGiven:

@@ -69,13 +69,14 @@ def interaction_create(
         state = domain.fold(new_events)
         if queue:
             new_events += domain.decide_queue(state, queue=queue)
-        state = domain.fold(new_events)
         interaction_id = store.uuid7()
-        positions = store.append(stream_type="interaction", stream_id=interaction_id, customer_id=customer_id,
-                                 events=new_events, expected_version=0, meta=_on(meta, channel))
         row = Interaction(id=interaction_id, customer_id=customer_id, case=case, channel=channel,
                           direction=direction, status="", version=0)
-        row.take(state)
+        row.take(domain.fold(new_events))
+        new_events = hooks.annotate(row, new_events)  # e.g. red flags from the customer's history
+        positions = store.append(stream_type="interaction", stream_id=interaction_id, customer_id=customer_id,
+                                 events=new_events, expected_version=0, meta=_on(meta, channel))
+        row.take(domain.fold(new_events))
         row.save(force_insert=True)
         hooks.changed(row, new_events)
     return InteractionResult(row, positions, created)
@@ -409,7 +410,8 @@ def _intake_voice(*, provider: str, data: dict, ident: Identity | None, meta: Me
         queue=data.get("queue") or "default", agent_id=data.get("agent_id"), to_agent_id=data.get("to_agent_id"),
         to_queue=data.get("to_queue"), note=data.get("note", ""), reason=data.get("reason"),
         duration_seconds=data.get("duration_seconds"), recording_ref=data.get("recording_ref"),
-        recording_consent=data.get("recording_consent"),
+        recording_consent=data.get("recording_consent"), speaker=data.get("speaker"), body=data.get("body") or "",
+        offset_seconds=data.get("offset_seconds"),
     )
     _map(current, channel="voice", provider=provider, conversation_id=data["conversation_id"], row=row)
     return row, is_new, new_events, customer_created

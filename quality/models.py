@@ -89,6 +89,7 @@ class Survey(models.Model):
 
     class Meta:
         permissions = [("answer_survey", "Can record a customer's survey answer (a survey integration)")]
+        indexes = [models.Index(fields=["customer_id", "answered_at"], name="survey_customer_answered")]
 
 
 class Scorecard(models.Model):

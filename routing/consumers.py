@@ -45,7 +45,11 @@ class AgentConsumer(_Consumer):
     {"type": "routing.offer", "interaction_id", "channel", "queue", "priority", "expires_at", "context"};
     {"type": "routing.assigned" | "routing.withdrawn", "interaction_id", "status"};
     {"type": "routing.presence", "agent_id", "presence", "reason", "since"};
-    {"type": "authority.decided", "action_id", "approved", "by", "kind", "amount", "interaction_id"}.
+    {"type": "authority.decided", "action_id", "approved", "by", "kind", "amount", "interaction_id"};
+    {"type": "intelligence.flag", "interaction_id", "kind", "term", "compound", "effects"} (a red flag on a
+    contact the agent is handling: docs/PROTOCOLS.md);
+    {"type": "followups.overdue", "followup_id", "customer_id", "agent_id", "due_at", "overdue_seconds"} (one of
+    the agent's follow-up tasks is past its due time).
     """
 
     def group_for(self, user):
@@ -59,7 +63,8 @@ class AgentConsumer(_Consumer):
         context = await database_sync_to_async(offer_context)(message["customer_id"])
         await self.send_json({**message, "context": context})
 
-    routing_assigned = routing_withdrawn = routing_presence = authority_decided = _Consumer.forward
+    routing_assigned = routing_withdrawn = routing_presence = authority_decided = intelligence_flag = (
+        followups_overdue) = _Consumer.forward
 
 
 class WallboardConsumer(_Consumer):
@@ -74,7 +79,9 @@ class WallboardConsumer(_Consumer):
     {"type": "authority.approval", "action_id", "kind", "amount", "agent_id", "interaction_id", "limit",
     "expected_by"} (an action above an agent's authority waits for a supervisor);
     {"type": "followups.escalation" | "followups.escalation_breached", "escalation_id", "interaction_id",
-    "agent_id", "target", "queue", "respond_by" | "overdue_seconds"}.
+    "agent_id", "target", "queue", "respond_by" | "overdue_seconds"};
+    {"type": "followups.overdue", "followup_id", "customer_id", "agent_id", "due_at", "overdue_seconds"} (a
+    follow-up task promised to a customer is past its due time).
     """
 
     def group_for(self, user):
@@ -88,4 +95,4 @@ class WallboardConsumer(_Consumer):
         await self.send_json({"type": "routing.queue", **await database_sync_to_async(queue_live)(message["queue"])})
 
     routing_agent = routing_alarm = intelligence_flag = authority_approval = _Consumer.forward
-    followups_escalation = followups_escalation_breached = _Consumer.forward
+    followups_escalation = followups_escalation_breached = followups_overdue = _Consumer.forward

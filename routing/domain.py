@@ -34,6 +34,7 @@ AFTER_CALL_WORK = "after_call_work"
 TIE_BREAKS = ("longest_idle", "lowest_occupancy")
 DEFAULT_CAPACITY = {"voice": 1, "chat": 3, "email": 2, "social": 2, "sms": 3}
 PREFERRED_AGENT_BONUS = 5.0
+PREFER_SKILL_BONUS = 2.0  # per level of a skill a red flag asks for (intelligence.FlagPolicy.prefer_skill)
 MIN_PROFICIENCY, MAX_PROFICIENCY = 1, 5
 
 
@@ -95,6 +96,7 @@ class WaitingView:
     preferred_agent: str | None = None  # who last helped this customer, within the queue's window
     declined_by: tuple[str, ...] = ()
     flag_boost: int = 0  # what red flags on it add (intelligence.FlagPolicy)
+    prefer_skill: str = ""  # a skill red flags on it ask for: agents who have it score more
 
 
 @dataclass(frozen=True)
@@ -191,7 +193,13 @@ def evaluate(policy: QueuePolicy, work: WaitingView, agent: AgentView, *, step: 
     if not ok:
         return Candidate(agent.agent_id, False, 0.0, (why,))
     candidate = qualify(policy, agent, step=step)
-    if candidate.eligible and work.preferred_agent == agent.agent_id:
+    if not candidate.eligible:
+        return candidate
+    level = agent.skills.get(work.prefer_skill, 0) if work.prefer_skill else 0
+    if level:
+        candidate = Candidate(agent.agent_id, True, candidate.score + PREFER_SKILL_BONUS * level,
+                              (*candidate.reasons, f"{work.prefer_skill} {level} (red flag)"))
+    if work.preferred_agent == agent.agent_id:
         return Candidate(agent.agent_id, True, candidate.score + PREFERRED_AGENT_BONUS,
                          (*candidate.reasons, "preferred agent"))
     return candidate

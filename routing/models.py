@@ -176,6 +176,8 @@ class Work(models.Model):
     flag_boost = models.IntegerField(default=0, help_text="added by red flags raised on it (intelligence)")
     preferred_agent = models.CharField(max_length=150, null=True, blank=True,
                                        help_text="promised to this agent (a callback): preferred whatever the queue")
+    prefer_skill = models.CharField(max_length=50, blank=True, default="",
+                                    help_text="a skill red flags on it ask for (intelligence.FlagPolicy)")
     declined_by = models.JSONField(default=list, blank=True)
     offer_expires_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -187,7 +189,7 @@ class Work(models.Model):
         return domain.WaitingView(interaction_id=str(self.interaction_id), channel=self.channel, queue=self.queue,
                                   enqueued_at=self.enqueued_at, vip=self.vip, repeat=self.repeat,
                                   preferred_agent=preferred_agent, declined_by=tuple(self.declined_by),
-                                  flag_boost=self.flag_boost)
+                                  flag_boost=self.flag_boost, prefer_skill=self.prefer_skill)
 
 
 class AgentState(models.Model):

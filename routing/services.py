@@ -184,10 +184,12 @@ def work_sync(row: Interaction, new_events: list) -> None:
     the agent from the next one (presence), not the slot.
     Queues routing work for after the commit.
     """
-    boost = sum(e.priority_boost for e in new_events if isinstance(e, RedFlagRaised))
+    flags = [e for e in new_events if isinstance(e, RedFlagRaised)]
+    boost = sum(e.priority_boost for e in flags)
+    skill = next((e.prefer_skill for e in flags if e.prefer_skill), "")
     if not any(isinstance(e, LIFECYCLE) for e in new_events):
-        if boost:
-            _flag_boost(row, boost)
+        if boost or skill:
+            _flag_boost(row, boost, skill)
         return  # a message, a recording: nothing changes for routing
     created = any(isinstance(e, iev.InteractionCreated) for e in new_events)
     work = None if created else Work.objects.filter(interaction_id=row.id).first()  # a new one has none yet
@@ -222,8 +224,8 @@ def work_sync(row: Interaction, new_events: list) -> None:
             work.delete()
         if previous_agent:
             request_dispatch()  # a slot is free
-    if boost:
-        _flag_boost(row, boost)
+    if boost or skill:
+        _flag_boost(row, boost, skill)
     _push_work(row, previous_agent)
     _after_call(row, new_events)
 
@@ -234,11 +236,14 @@ def work_prefer(*, interaction_id: uuid.UUID, agent_id: str) -> None:
     Work.objects.filter(interaction_id=interaction_id).update(preferred_agent=agent_id)
 
 
-def _flag_boost(row: Interaction, boost: int) -> None:
+def _flag_boost(row: Interaction, boost: int, skill: str = "") -> None:
     """Red flags raised on the interaction (intelligence): its priority goes up by their boost, kept on the
-    Work row (a later queue adds it too). Waiting, it may now come first: dispatch."""
-    updated = Work.objects.filter(interaction_id=row.id).update(flag_boost=F("flag_boost") + boost,
-                                                                  priority=F("priority") + boost)
+    Work row (a later queue adds it too), and a skill they ask for is preferred from now on. Waiting, it may
+    now come first: dispatch."""
+    changes = {"flag_boost": F("flag_boost") + boost, "priority": F("priority") + boost}
+    if skill:
+        changes["prefer_skill"] = skill
+    updated = Work.objects.filter(interaction_id=row.id).update(**changes)
     if updated and row.status == idomain.QUEUED:
         request_dispatch()
 
@@ -634,8 +639,12 @@ class _Qualified:
 def _pool(ranked: list[tuple[str, float]], agents: dict[str, _Agent], fetched: set | None, work: Work,
           preferred: str | None, size: int) -> list[domain.AgentView]:
     """The agents routing.domain.decide_route chooses among: the `size` best-scoring free ones, every agent
-    tied with the last of them (the tie-break decides between equals), and the preferred agent if free."""
+    tied with the last of them (the tie-break decides between equals), and the preferred agent if free. Work
+    that prefers a skill (a red flag) is scored against every free qualified agent: the bonus can lift anyone.
+    """
     declined, pool, cutoff = set(work.declined_by), [], None
+    if work.prefer_skill:
+        size = 0  # never reached: no cutoff
     for name, score in ranked:
         if cutoff is not None and score < cutoff:
             break

@@ -5,6 +5,7 @@ from customers import domain
 from customers.domain import CHANNELS, VIP_TIERS
 from customers.models import CustomerProfile, TimelineEntry
 from events import registry
+from followups.api.serializers import PromiseOutput
 
 
 def _domain_check(normalize):
@@ -170,6 +171,8 @@ class CustomerContextOutput(serializers.Serializer):
     repeat_of = serializers.ListField(child=serializers.UUIDField(), help_text="those resolved interactions")
     sentiment = SentimentTrendOutput(help_text="how the customer has felt lately: the running sentiment (-1 to 1) "
                                                "of their last 10 scored interactions, and its trend")
+    open_promises = PromiseOutput(many=True, help_text="callbacks, follow-up tasks and escalations still owed to "
+                                                       "the customer, soonest due first (at most 20)")
 
     def get_preferences(self, obj) -> dict:
         p = obj.profile

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from followups.models import Callback, Escalation
+from followups.models import Callback, Escalation, FollowUp
 from interactions.domain import CHANNELS
 
 
@@ -40,3 +40,36 @@ class EscalationOutput(serializers.ModelSerializer):
         model = Escalation
         fields = ["id", "interaction_id", "customer_id", "agent_id", "target", "queue", "reason", "respond_by",
                   "status", "breached", "accepted_by", "accepted_at", "created_at"]
+
+
+class FollowUpInput(serializers.Serializer):
+    interaction_id = serializers.UUIDField(required=False, help_text="the contact it was promised on")
+    customer_id = serializers.UUIDField(required=False, help_text="the customer (implied by interaction_id)")
+    due_at = serializers.DateTimeField(help_text="when it must be done by; past it, the supervisors are alerted")
+    note = serializers.CharField(max_length=2000, help_text="what was promised")
+    agent_id = serializers.CharField(max_length=150, required=False,
+                                     help_text="who owns it (supervisors may assign it; default: you)")
+
+
+class FollowUpCloseInput(serializers.Serializer):
+    text = serializers.CharField(max_length=2000, required=False, default="", allow_blank=True,
+                                 help_text="done: the outcome; cancel: the reason (required)")
+
+
+class FollowUpOutput(serializers.ModelSerializer):
+    class Meta:
+        model = FollowUp
+        fields = ["id", "customer_id", "interaction_id", "agent_id", "note", "due_at", "status", "overdue",
+                  "closed_by", "closed_at", "created_at"]
+
+
+class PromiseOutput(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["callback", "followup", "escalation"])
+    id = serializers.UUIDField()
+    customer_id = serializers.UUIDField()
+    agent_id = serializers.CharField(allow_null=True)
+    due_at = serializers.DateTimeField()
+    status = serializers.CharField()
+    overdue = serializers.BooleanField()
+    what = serializers.CharField()
+    interaction_id = serializers.UUIDField(allow_null=True)

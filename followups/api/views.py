@@ -1,4 +1,4 @@
-"""Callbacks: promise one, list the open promises (yours, a customer's), cancel one."""
+"""Promises to customers: callbacks, escalations, follow-up tasks, and every open promise in one list."""
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -9,7 +9,8 @@ from rest_framework.views import APIView
 from contactcenter.api import ErrorSerializer, command_meta, valid
 from followups import services
 from followups.api import serializers as s
-from followups.models import Callback, Escalation
+from followups.models import Callback, Escalation, FollowUp
+from followups.selectors import open_promises
 from routing.selectors import is_supervisor
 
 
@@ -103,3 +104,85 @@ class EscalationAccept(APIView):
         escalation = services.escalation_accept(escalation_id=escalation_id, by=request.user.get_username(),
                                                 meta=command_meta(request))
         return Response(s.EscalationOutput(escalation).data)
+
+
+def _agent_scope(request) -> str | None:
+    """The agent whose promises to list: yourself, or for supervisors `agent_id` if given (else everyone's)."""
+    if not is_supervisor(request.user):
+        return request.user.get_username()
+    return request.query_params.get("agent_id") or None
+
+
+class FollowUpList(APIView):
+    @extend_schema(parameters=[
+        OpenApiParameter("customer_id", OpenApiTypes.UUID, description="one customer's"),
+        OpenApiParameter("agent_id", str, description="owned by this agent (supervisors; agents see their own)"),
+        OpenApiParameter("status", str, description="open (default), done, cancelled or all"),
+    ], responses={200: s.FollowUpOutput(many=True)})
+    def get(self, request):
+        """Follow-up tasks, soonest due first: agents see their own, supervisors anyone's."""
+        tasks = FollowUp.objects.order_by("due_at")
+        agent_id = _agent_scope(request)
+        if agent_id:
+            tasks = tasks.filter(agent_id=agent_id)
+        if request.query_params.get("customer_id"):
+            tasks = tasks.filter(customer_id=valid(_CustomerFilter, request.query_params)["customer_id"])
+        wanted = request.query_params.get("status", "open")
+        if wanted != "all":
+            tasks = tasks.filter(status=wanted)
+        return Response(s.FollowUpOutput(tasks[:500], many=True).data)
+
+    @extend_schema(request=s.FollowUpInput, responses={201: s.FollowUpOutput, 400: ErrorSerializer,
+                                                       403: ErrorSerializer})
+    def post(self, request):
+        """Promise a follow-up task with a due time (for the customer of a contact, or a customer). It is yours
+        unless a supervisor assigns it; past its due time it is flagged overdue and the supervisors alerted."""
+        data = valid(s.FollowUpInput, request.data)
+        owner = data.pop("agent_id", None) or request.user.get_username()
+        if owner != request.user.get_username() and not is_supervisor(request.user):
+            raise PermissionDenied("only a supervisor assigns a follow-up to someone else")
+        task = services.followup_create(agent_id=owner, meta=command_meta(request), **data)
+        return Response(s.FollowUpOutput(task).data, status=201)
+
+
+class _FollowUpClose(APIView):
+    done = True
+
+    @extend_schema(request=s.FollowUpCloseInput, responses={200: s.FollowUpOutput, 400: ErrorSerializer,
+                                                            404: ErrorSerializer, 409: ErrorSerializer})
+    def post(self, request, followup_id):
+        task = FollowUp.objects.filter(id=followup_id).first()
+        if task is None or (task.agent_id != request.user.get_username() and not is_supervisor(request.user)):
+            raise NotFound("no such follow-up")  # someone else's: existence does not leak
+        data = valid(s.FollowUpCloseInput, request.data)
+        task = services.followup_close(followup_id=followup_id, by=request.user.get_username(), done=self.done,
+                                       meta=command_meta(request), **data)
+        return Response(s.FollowUpOutput(task).data)
+
+
+class FollowUpDone(_FollowUpClose):
+    """Mark your follow-up done, with the outcome (supervisors: anyone's)."""
+
+    done = True
+
+
+class FollowUpCancel(_FollowUpClose):
+    """Cancel your follow-up, with the reason (supervisors: anyone's)."""
+
+    done = False
+
+
+class PromiseList(APIView):
+    @extend_schema(parameters=[
+        OpenApiParameter("customer_id", OpenApiTypes.UUID, description="one customer's"),
+        OpenApiParameter("agent_id", str, description="this agent's (supervisors; agents see their own)"),
+    ], responses={200: s.PromiseOutput(many=True)})
+    def get(self, request):
+        """Every open promise, soonest due first: callbacks not yet kept, open follow-up tasks and escalations
+        not yet taken up, each with `overdue`. Agents see theirs; supervisors anyone's (or everyone's)."""
+        customer_id = None
+        if request.query_params.get("customer_id"):
+            customer_id = valid(_CustomerFilter, request.query_params)["customer_id"]
+        items = open_promises(agent_id=_agent_scope(request),
+                              customer_ids=[customer_id] if customer_id else None)
+        return Response(s.PromiseOutput(items, many=True).data)

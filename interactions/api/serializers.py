@@ -185,6 +185,10 @@ class VoiceWebhookInput(WebhookInput):
     duration_seconds = serializers.IntegerField(min_value=0, required=False)
     recording_ref = serializers.CharField(max_length=500, required=False)
     recording_consent = serializers.BooleanField(required=False, allow_null=True, default=None)
+    speaker = serializers.ChoiceField(choices=domain.SPEAKERS, required=False,
+                                      help_text="transcript: who spoke (the text is in body)")
+    offset_seconds = serializers.FloatField(min_value=0, required=False,
+                                            help_text="transcript: where in the call the segment starts")
 
     def needs_from_for(self, attrs) -> bool:
         return attrs["event"] == "ringing"

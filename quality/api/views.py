@@ -186,6 +186,9 @@ def _transcript(evaluation: Evaluation) -> list[dict]:
         line = {"at": env.occurred_at, "event_type": env.event_type}
         if env.event_type == "interactions.MessageRecorded":
             line.update(direction=env.data.get("direction"), body=env.data.get("body"))
+        elif env.event_type == "interactions.TranscriptSegmentRecorded":
+            line.update(direction="inbound" if env.data.get("speaker") == "customer" else "outbound",
+                        body=env.data.get("text"))
         elif env.event_type == "interactions.RecordingAttached":
             line["recording_ref"] = env.data.get("recording_ref")
         lines.append(line)

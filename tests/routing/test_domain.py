@@ -116,10 +116,11 @@ def test_the_dispatcher_s_short_list_chooses_exactly_as_scoring_every_agent(tie_
                 idle_since=NOW - dt.timedelta(seconds=rnd.randint(0, 600))))
         work = waiting(waited=rnd.choice([0, 45]), channel=rnd.choice(["chat", "voice"]),
                        declined_by=tuple(rnd.sample(sorted(views), min(2, len(views)))),
-                       preferred_agent=rnd.choice([None, "a0", "a3"]))
+                       preferred_agent=rnd.choice([None, "a0", "a3"]),
+                       prefer_skill=rnd.choice(["", "", "", "tv", "sales"]))  # a red flag asks for a skill
         step = domain.step_in_force(policy, (NOW - work.enqueued_at).total_seconds())
         ranked = _Qualified({"billing": _Queue(policy)}, views).ranked("billing", step)
-        row = SimpleNamespace(declined_by=list(work.declined_by), channel=work.channel)
+        row = SimpleNamespace(declined_by=list(work.declined_by), channel=work.channel, prefer_skill=work.prefer_skill)
         short = domain.decide_route(policy, work, _pool(ranked, views, None, row, work.preferred_agent, 2), now=NOW)
         full = domain.decide_route(policy, work, [a.base for a in views.values()], now=NOW)
         assert short.agent_id == full.agent_id, trial
