@@ -29,7 +29,10 @@ def limits_for(user, kind: str) -> tuple[Decimal, Decimal] | None:
 def action_request(*, interaction_id: uuid.UUID, user, kind: str, amount: Decimal, reason: str,
                    meta: Metadata) -> Action:
     """Do `kind` of `amount` for the customer of an interaction the agent is handling. Within the limits:
-    authority.ActionTaken, done. Above either (or with no limit set): authority.ApprovalRequested, pending."""
+    authority.ActionTaken, done. Above either (or with no limit set): authority.ApprovalRequested, pending.
+    Refused (409 protocol_refused) while a step of the contact's script that gates account changes (identity
+    verification) is not done (frameworks)."""
+    from frameworks.services import closed_gate
     from interactions.models import Interaction
 
     if kind not in KINDS:
@@ -44,6 +47,9 @@ def action_request(*, interaction_id: uuid.UUID, user, kind: str, amount: Decima
             raise idomain.InvalidValue("interaction_id", "no such interaction")
         if interaction.agent_id != agent_id or interaction.status not in idomain.CONNECTED + (idomain.WRAP_UP,):
             raise idomain.TransitionRefused("act for a customer on a contact you are handling")
+        refused = closed_gate(interaction.id, "account_changes")  # e.g. identity not verified yet
+        if refused:
+            raise idomain.ProtocolRefused(refused)
         limits = limits_for(user, kind)
         day_start = now.astimezone(dt.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
         today = Action.objects.filter(agent_id=agent_id, kind=kind, status=Action.DONE,

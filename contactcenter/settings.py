@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "quality",
     "intelligence",
     "followups",
+    "frameworks",
     "incidents",
     "authority",
 ]

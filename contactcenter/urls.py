@@ -25,4 +25,5 @@ urlpatterns = [
     path("api/v1/", include("incidents.api.urls")),
     path("api/v1/", include("authority.api.urls")),
     path("api/v1/", include("intelligence.api.urls")),
+    path("api/v1/", include("frameworks.api.urls")),
 ]

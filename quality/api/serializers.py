@@ -1,6 +1,7 @@
 from rest_framework import serializers
 from rest_framework.fields import empty
 
+from frameworks.api.serializers import ScriptRunOutput
 from quality import kpis
 
 
@@ -177,6 +178,8 @@ class TranscriptLine(serializers.Serializer):
 
 class EvaluationDetail(EvaluationOutput):
     transcript = TranscriptLine(many=True, help_text="the interaction's messages and recordings, beside the form")
+    script = ScriptRunOutput(allow_null=True, help_text="the call framework the contact followed and how far (the "
+                                                        "required steps done, the ones skipped): null if none")
 
 
 class ReviewSampleOutput(serializers.Serializer):

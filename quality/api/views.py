@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from contactcenter.api import ErrorSerializer, command_meta, valid
 from events.store import Actor, Metadata
+from frameworks.selectors import run_view
 from interactions import webhooks
 from quality import kpis, services
 from quality.api import serializers as s
@@ -224,7 +225,8 @@ class EvaluationDetailView(APIView):
     def get(self, request, evaluation_id):
         """An evaluation with the interaction's transcript and recording references beside it."""
         ev = _evaluation(request, evaluation_id)
-        return Response(s.EvaluationDetail({**s.EvaluationOutput(ev).data, "transcript": _transcript(ev)}).data)
+        return Response(s.EvaluationDetail({**s.EvaluationOutput(ev).data, "transcript": _transcript(ev),
+                                            "script": run_view(ev.interaction_id)}).data)
 
 
 class EvaluationAction(APIView):

@@ -19,8 +19,11 @@ from quality.models import Survey
 from routing import domain as rdomain
 from routing import services as routing_services
 from routing.models import Work
-from tests.interactions.test_webhooks import call, ok
-from tests.interactions.test_webhooks import secrets  # noqa: F401  (the signing secrets fixture)
+from tests.interactions.test_webhooks import (
+    call,
+    ok,
+    secrets,  # noqa: F401  (the signing secrets fixture)
+)
 from tests.routing.factories import make_agent, make_queue, make_waiting
 from tests.routing.test_realtime import connect
 

@@ -15,7 +15,8 @@ DEMO_CUSTOMERS = [
 
 
 # Two agents with different skills, and a queue for each skill (routing).
-DEMO_AGENTS = [("ann", {"billing": 4}, ["en"]), ("bob", {"support": 4}, ["en", "de"])]
+# bob is the one trained in de-escalation: red-flagged contacts prefer him (intelligence.FlagPolicy).
+DEMO_AGENTS = [("ann", {"billing": 4}, ["en"]), ("bob", {"support": 4, "deescalation": 3}, ["en", "de"])]
 DEMO_QUEUES = [("billing", ["chat", "email", "sms"], "billing"), ("support", ["voice", "chat", "social"], "support")]
 
 # A scorecard for reviewers (quality): a call framework's steps, identity verification an auto-fail.
@@ -59,6 +60,7 @@ class Command(BaseCommand):
             self.stdout.write(f"created {len(DEMO_CUSTOMERS)} demo customers")
         self._routing(User)
         self._quality()
+        self._frameworks()
         self.stdout.write(f"demo admin: admin / admin; API token: {token.key}")
 
     def _routing(self, User) -> None:
@@ -81,6 +83,17 @@ class Command(BaseCommand):
         tokens = {name: Token.objects.get_or_create(user=User.objects.get(username=name))[0].key
                   for name, _, _ in DEMO_AGENTS}
         self.stdout.write("demo agents: " + ", ".join(f"{n} (token {t})" for n, t in tokens.items()))
+
+    def _frameworks(self) -> None:
+        from frameworks.models import Script
+
+        # The seeded "Standard contact" script (frameworks migration 0002) for billing contacts: account changes
+        # wait for the identity step.
+        script = Script.objects.filter(name="Standard contact", active=True).order_by("-version").first()
+        if script is not None and not script.queues:
+            script.queues = ["billing"]
+            script.save(update_fields=["queues"])
+            self.stdout.write(f"attached the script {script} to the billing queue")
 
     def _quality(self) -> None:
         from quality.models import Scorecard
