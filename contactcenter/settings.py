@@ -260,6 +260,10 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(env_int("CALLBACKS_DUE_SECONDS", 15)),
         "options": {"expires": float(env_int("CALLBACKS_DUE_SECONDS", 15))},
     },
+    "intelligence-engagement-sweep": {
+        "task": "intelligence.tasks.engagement_sweep",
+        "schedule": 24 * 3600.0,  # idempotent: a customer's silence is flagged once
+    },
     "quality-sample-reviews": {
         "task": "quality.tasks.sample_reviews",
         "schedule": 6 * 3600.0,  # idempotent per agent and week: each run tops up who has too few

@@ -38,3 +38,16 @@ class RedFlagRaised:
     priority_boost: int = 0
     effects: list[str] = field(default_factory=list)
     prefer_skill: str = ""
+
+
+@event("intelligence.EngagementDeclined", version=1, emitted_by="intelligence.services.engagement_sweep")
+@dataclass(frozen=True)
+class EngagementDeclined:
+    """A customer who contacted us often has gone silent: `contacts` inbound contacts, usually `usual_gap_days`
+    apart, and none for `silent_days` since `last_contact_at` (ISO 8601). A churn risk worth a proactive call;
+    raised once per silence by the daily sweep, on the customer's timeline."""
+
+    contacts: int
+    usual_gap_days: float
+    silent_days: float
+    last_contact_at: str

@@ -57,3 +57,20 @@ class Mood(models.Model):
     lowest = models.FloatField(default=0.0)
     flags = models.JSONField(default=list, help_text="kinds raised, in order")
     updated_at = models.DateTimeField(auto_now=True)
+
+
+class EngagementAlert(models.Model):
+    """A customer who used to contact us often and went silent, flagged once per silence (the stream of its
+    intelligence.EngagementDeclined event has this id)."""
+
+    id = models.UUIDField(primary_key=True)
+    customer_id = models.UUIDField()
+    last_contact_at = models.DateTimeField(help_text="the silence began after this contact")
+    contacts = models.PositiveIntegerField()
+    usual_gap_days = models.FloatField()
+    raised_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["customer_id", "last_contact_at"],
+                                               name="engagement_alert_once")]
+        ordering = ["-raised_at"]

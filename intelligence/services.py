@@ -14,12 +14,12 @@ import logging
 import time
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from intelligence import analysis
-from intelligence.events import RedFlagRaised, SentimentScored
-from intelligence.models import FlagPolicy, FlagTerm, Mood
+from intelligence.events import EngagementDeclined, RedFlagRaised, SentimentScored
+from intelligence.models import EngagementAlert, FlagPolicy, FlagTerm, Mood
 from interactions import events as iev
 
 log = logging.getLogger(__name__)
@@ -123,6 +123,63 @@ def history_flags(row, new_events: list) -> list[tuple[str, str]]:
             flags.append(("declining_engagement", f"CSAT fell to {answers[0]} from an average of {before:.1f} "
                                                   f"over {len(answers) - 1} earlier answer(s)"))
     return flags
+
+
+def engagement_sweep(*, now: dt.datetime | None = None, lookback_days: int = 365, limit: int = 1000) -> int:
+    """The daily look for customers who stopped contacting us: at least ENGAGEMENT_MIN_CONTACTS inbound contacts
+    in the last `lookback_days`, the last one at least ENGAGEMENT_SILENT_DAYS ago and three times their usual gap
+    (the median between their last 20). Each such silence is flagged once (intelligence.EngagementDeclined on
+    the customer's timeline) and, when the declining_engagement policy says so, the supervisors are alerted.
+    Returns how many were flagged."""
+    from django.db import IntegrityError
+
+    from events import store
+    from events.store import Actor, Metadata
+    from interactions.models import Interaction
+
+    now = now or timezone.now()
+    silent_since = now - dt.timedelta(days=settings.ENGAGEMENT_SILENT_DAYS)
+    with connection.cursor() as cur:
+        cur.execute("""
+            SELECT i.customer_id, max(i.created_at) FROM interactions_interaction i
+            WHERE i.direction = 'inbound' AND i.created_at >= %s
+            GROUP BY i.customer_id
+            HAVING count(*) >= %s AND max(i.created_at) < %s
+               AND NOT EXISTS (SELECT 1 FROM intelligence_engagementalert a
+                               WHERE a.customer_id = i.customer_id AND a.last_contact_at = max(i.created_at))
+            LIMIT %s""", [now - dt.timedelta(days=lookback_days), settings.ENGAGEMENT_MIN_CONTACTS, silent_since,
+                          limit])
+        candidates = cur.fetchall()
+    _, policies = configuration()
+    policy = policies.get("declining_engagement")
+    flagged, alerts = 0, []
+    for customer_id, last in candidates:
+        history = list(Interaction.objects.filter(customer_id=customer_id, direction="inbound").order_by(
+            "-created_at").values_list("created_at", flat=True)[:20])
+        gaps = sorted((a - b).total_seconds() for a, b in zip(history, history[1:], strict=False))
+        usual = gaps[len(gaps) // 2] if gaps else 0.0
+        silent = (now - last).total_seconds()
+        if silent < 3 * usual:
+            continue  # an occasional customer: this gap is their usual
+        alert = EngagementAlert(id=store.uuid7(), customer_id=customer_id, last_contact_at=last,
+                                contacts=len(history), usual_gap_days=round(usual / 86400, 1))
+        event = EngagementDeclined(contacts=len(history), usual_gap_days=alert.usual_gap_days,
+                                   silent_days=round(silent / 86400, 1), last_contact_at=last.isoformat())
+        try:
+            with transaction.atomic():
+                alert.save(force_insert=True)
+                store.append(stream_type="engagement", stream_id=alert.id, customer_id=customer_id, events=[event],
+                             expected_version=0, meta=Metadata(actor=Actor(type="system", id="intelligence")))
+        except IntegrityError:
+            continue  # another sweep flagged it first
+        flagged += 1
+        if policy is None or policy.alert_supervisors:
+            alerts.append({"type": "intelligence.flag", "interaction_id": None, "customer_id": str(customer_id),
+                           "kind": "declining_engagement", "term": "", "queue": None, "agent_id": None,
+                           "compound": None})
+    if alerts:
+        _alert(alerts, None, [])
+    return flagged
 
 
 _cache: dict = {}

@@ -218,3 +218,39 @@ def test_the_mood_is_for_the_agent_handling_it_and_supervisors_and_the_agent_is_
     assert mood(boss).status_code == 200
     assert mood(bob.user).status_code == 404  # another agent: existence does not leak
     assert APIClient().get(f"/api/v1/interactions/{iid}/mood/").status_code in (401, 403)
+
+
+def test_the_daily_sweep_flags_a_frequent_customer_who_went_silent_once():
+    from django.contrib.auth import get_user_model
+
+    from intelligence import services as intelligence_services
+    from intelligence.models import EngagementAlert
+
+    make_queue("billing")
+    boss = get_user_model().objects.create_user(username="boss", password="x", is_staff=True)
+    now = timezone.now()
+    regular = Interaction.objects.get(id=make_waiting("billing")).customer_id
+    occasional = Interaction.objects.get(id=make_waiting("billing")).customer_id
+    for _ in range(3):
+        again(regular)
+        again(occasional)
+    for customer, every, last in ((regular, 5, 45), (occasional, 40, 45)):  # days apart, days since the last
+        for n, row in enumerate(Interaction.objects.filter(customer_id=customer).order_by("created_at")):
+            Interaction.objects.filter(id=row.id).update(created_at=now - dt.timedelta(days=last + every * (3 - n)))
+
+    async def scenario():
+        board, connected, _ = await connect("/ws/wallboard/", boss)
+        assert connected
+        flagged = await sync_to_async(intelligence_services.engagement_sweep)(now=now)
+        frame = await board.receive_json_from(timeout=5)
+        await board.disconnect()
+        return flagged, frame
+
+    flagged, frame = async_to_sync(scenario)()
+    assert flagged == 1  # the occasional customer's 45 days is near their usual 40: no flag
+    assert frame["kind"] == "declining_engagement" and frame["customer_id"] == str(regular)
+    alert = EngagementAlert.objects.get()
+    event = store.read_stream(alert.id)[0]
+    assert event.event_type == "intelligence.EngagementDeclined" and event.customer_id == regular
+    assert (event.data["contacts"], event.data["usual_gap_days"], event.data["silent_days"]) == (4, 5.0, 45.0)
+    assert intelligence_services.engagement_sweep(now=now) == 0  # once per silence
