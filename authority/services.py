@@ -113,9 +113,6 @@ def _push(messages) -> None:
 
 
 def _push_agent(agent_id: str, message: dict) -> None:
-    from routing.models import Agent
-    from routing.realtime import agent_group
+    from routing.realtime import to_agent
 
-    pk = Agent.objects.filter(user__username=agent_id).values_list("pk", flat=True).first()
-    if pk is not None:
-        _push([(agent_group(pk), message)])
+    _push(to_agent(agent_id, [message]))

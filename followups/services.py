@@ -195,25 +195,13 @@ def escalation_accept(*, escalation_id: uuid.UUID, by: str, meta: Metadata) -> E
 def escalations_breached(*, now: dt.datetime | None = None) -> int:
     """Open escalations past the time the customer was told: each marked once (followups.EscalationBreached) and
     pushed to the supervisors. Returns how many."""
-    now = now or timezone.now()
-    marked = 0
-    for escalation_id in Escalation.objects.filter(status=Escalation.OPEN, breached=False,
-                                                   respond_by__lt=now).values_list("id", flat=True)[:200]:
-        with transaction.atomic():
-            escalation = Escalation.objects.select_for_update(skip_locked=True).filter(
-                id=escalation_id, status=Escalation.OPEN, breached=False).first()
-            if escalation is None:
-                continue
-            overdue = int((now - escalation.respond_by).total_seconds())
-            _append(escalation, EscalationBreached(overdue_seconds=overdue), SYSTEM, stream_type="escalation")
-            escalation.breached = True
-            escalation.save(update_fields=["breached", "version"])
-            message = {"type": "followups.escalation_breached", "escalation_id": str(escalation.id),
-                       "interaction_id": str(escalation.interaction_id), "agent_id": escalation.agent_id,
-                       "target": escalation.target, "queue": escalation.queue, "overdue_seconds": overdue}
-            transaction.on_commit(lambda m=message: _wallboard(m))
-            marked += 1
-    return marked
+    def message(e: Escalation, overdue: int) -> dict:
+        return {"type": "followups.escalation_breached", "escalation_id": str(e.id),
+                "interaction_id": str(e.interaction_id), "agent_id": e.agent_id, "target": e.target,
+                "queue": e.queue, "overdue_seconds": overdue}
+
+    return _mark_late(Escalation.objects.filter(status=Escalation.OPEN), due="respond_by", flag="breached",
+                      stream_type="escalation", event=EscalationBreached, message=message, desk=False, now=now)
 
 
 def followup_create(*, agent_id: str, due_at: dt.datetime, note: str, meta: Metadata,
@@ -269,22 +257,33 @@ def followup_close(*, followup_id: uuid.UUID, by: str, done: bool, text: str, me
 def followups_overdue(*, now: dt.datetime | None = None) -> int:
     """Open follow-ups past their due time: each marked once (followups.FollowUpOverdue) and pushed to the
     wallboard and to its agent's desk. Returns how many."""
+    def message(f: FollowUp, overdue: int) -> dict:
+        return {"type": "followups.overdue", "followup_id": str(f.id), "customer_id": str(f.customer_id),
+                "agent_id": f.agent_id, "due_at": f.due_at.isoformat(), "overdue_seconds": overdue}
+
+    return _mark_late(FollowUp.objects.filter(status=FollowUp.OPEN), due="due_at", flag="overdue",
+                      stream_type="followup", event=FollowUpOverdue, message=message, desk=True, now=now)
+
+
+def _mark_late(open_records, *, due: str, flag: str, stream_type: str, event, message, desk: bool,
+               now: dt.datetime | None) -> int:
+    """Each open record past its `due` time and not yet `flag`ged: `event(overdue_seconds)` appended to its
+    stream, flagged, and `message(record, overdue)` pushed to the wallboard (and the owner's desk), once even
+    with sweeps racing (SKIP LOCKED). Returns how many."""
     now = now or timezone.now()
+    pending = {flag: False, f"{due}__lt": now}
     marked = 0
-    for task_id in FollowUp.objects.filter(status=FollowUp.OPEN, overdue=False,
-                                           due_at__lt=now).values_list("id", flat=True)[:200]:
+    for record_id in open_records.filter(**pending).values_list("id", flat=True)[:200]:
         with transaction.atomic():
-            task = FollowUp.objects.select_for_update(skip_locked=True).filter(
-                id=task_id, status=FollowUp.OPEN, overdue=False).first()
-            if task is None:
+            record = open_records.select_for_update(skip_locked=True).filter(id=record_id, **pending).first()
+            if record is None:
                 continue
-            overdue = int((now - task.due_at).total_seconds())
-            _append(task, FollowUpOverdue(overdue_seconds=overdue), SYSTEM, stream_type="followup")
-            task.overdue = True
-            task.save(update_fields=["overdue", "version"])
-            message = {"type": "followups.overdue", "followup_id": str(task.id), "customer_id": str(task.customer_id),
-                       "agent_id": task.agent_id, "due_at": task.due_at.isoformat(), "overdue_seconds": overdue}
-            transaction.on_commit(lambda m=message: (_wallboard(m), _desk(m["agent_id"], m)))
+            overdue = int((now - getattr(record, due)).total_seconds())
+            _append(record, event(overdue_seconds=overdue), SYSTEM, stream_type=stream_type)
+            setattr(record, flag, True)
+            record.save(update_fields=[flag, "version"])
+            pushed = message(record, overdue)
+            transaction.on_commit(lambda m=pushed: (_wallboard(m), desk and _desk(m["agent_id"], m)))
             marked += 1
     return marked
 
@@ -306,12 +305,9 @@ def _wallboard(message: dict) -> None:
 
 def _desk(agent_id: str | None, message: dict) -> None:
     from contactcenter import realtime
-    from routing.models import Agent
-    from routing.realtime import agent_group
+    from routing.realtime import to_agent
 
-    pk = Agent.objects.filter(user__username=agent_id).values_list("pk", flat=True).first() if agent_id else None
-    if pk is not None:
-        realtime.notify([(agent_group(pk), message)])
+    realtime.notify(to_agent(agent_id, [message]))
 
 
 def _append(record, event, meta: Metadata, *, stream_type: str = "callback") -> None:

@@ -201,11 +201,7 @@ def forget_configuration(**_) -> None:
 
 def _alert(alerts: list[dict], agent_id: str | None, to_agent: list[dict]) -> None:
     from contactcenter import realtime
-    from routing.models import Agent
-    from routing.realtime import WALLBOARD, agent_group
+    from routing.realtime import WALLBOARD
+    from routing.realtime import to_agent as for_agent
 
-    messages = [(WALLBOARD, a) for a in alerts]
-    pk = Agent.objects.filter(user__username=agent_id).values_list("pk", flat=True).first() if to_agent else None
-    if pk is not None:
-        messages += [(agent_group(pk), m) for m in to_agent]
-    realtime.notify(messages)
+    realtime.notify([(WALLBOARD, a) for a in alerts] + for_agent(agent_id, to_agent))

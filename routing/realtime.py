@@ -23,6 +23,14 @@ def agent_group(agent_pk: int) -> str:
     return f"routing.agent.{agent_pk}"
 
 
+def to_agent(agent_id: str | None, messages: list[dict]) -> list[tuple[str, dict]]:
+    """(group, message) pairs for the desk socket of the agent with this user name; none if they are no agent."""
+    from routing.models import Agent
+
+    pk = Agent.objects.filter(user__username=agent_id).values_list("pk", flat=True).first() if agent_id else None
+    return [(agent_group(pk), m) for m in messages] if pk is not None and messages else []
+
+
 def push_after_commit(messages_fn) -> None:
     """After the transaction commits, build the messages (fresh reads) and push them; never fail the caller."""
 

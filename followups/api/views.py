@@ -14,6 +14,13 @@ from followups.selectors import open_promises
 from routing.selectors import is_supervisor
 
 
+def _agent_scope(request) -> str | None:
+    """The agent whose promises to list: yourself, or for supervisors `agent_id` if given (else everyone's)."""
+    if not is_supervisor(request.user):
+        return request.user.get_username()
+    return request.query_params.get("agent_id") or None
+
+
 class CallbackList(APIView):
     @extend_schema(parameters=[
         OpenApiParameter("customer_id", OpenApiTypes.UUID, description="one customer's"),
@@ -23,10 +30,9 @@ class CallbackList(APIView):
     def get(self, request):
         """Callbacks, soonest first. Agents see those promised by them; staff and supervisors anyone's."""
         callbacks = Callback.objects.order_by("due_at")
-        if not is_supervisor(request.user):
-            callbacks = callbacks.filter(agent_id=request.user.get_username())
-        elif request.query_params.get("agent_id"):
-            callbacks = callbacks.filter(agent_id=request.query_params["agent_id"])
+        agent_id = _agent_scope(request)
+        if agent_id:
+            callbacks = callbacks.filter(agent_id=agent_id)
         if request.query_params.get("customer_id"):
             callbacks = callbacks.filter(customer_id=valid(_CustomerFilter, request.query_params)["customer_id"])
         wanted = request.query_params.get("status", "open")
@@ -104,13 +110,6 @@ class EscalationAccept(APIView):
         escalation = services.escalation_accept(escalation_id=escalation_id, by=request.user.get_username(),
                                                 meta=command_meta(request))
         return Response(s.EscalationOutput(escalation).data)
-
-
-def _agent_scope(request) -> str | None:
-    """The agent whose promises to list: yourself, or for supervisors `agent_id` if given (else everyone's)."""
-    if not is_supervisor(request.user):
-        return request.user.get_username()
-    return request.query_params.get("agent_id") or None
 
 
 class FollowUpList(APIView):
