@@ -21,6 +21,22 @@ def _agent_scope(request) -> str | None:
     return request.query_params.get("agent_id") or None
 
 
+def _listed(request, records, *, open_statuses: tuple[str, ...]):
+    """The first 500 `records` in the caller's agent scope, of `?customer_id=`, and of `?status=` (open by default,
+    one status, or all)."""
+    agent_id = _agent_scope(request)
+    if agent_id:
+        records = records.filter(agent_id=agent_id)
+    if request.query_params.get("customer_id"):
+        records = records.filter(customer_id=valid(_CustomerFilter, request.query_params)["customer_id"])
+    wanted = request.query_params.get("status", "open")
+    if wanted == "open":
+        records = records.filter(status__in=open_statuses)
+    elif wanted != "all":
+        records = records.filter(status=wanted)
+    return records[:500]
+
+
 class CallbackList(APIView):
     @extend_schema(parameters=[
         OpenApiParameter("customer_id", OpenApiTypes.UUID, description="one customer's"),
@@ -29,18 +45,8 @@ class CallbackList(APIView):
     ], responses={200: s.CallbackOutput(many=True)})
     def get(self, request):
         """Callbacks, soonest first. Agents see those promised by them; staff and supervisors anyone's."""
-        callbacks = Callback.objects.order_by("due_at")
-        agent_id = _agent_scope(request)
-        if agent_id:
-            callbacks = callbacks.filter(agent_id=agent_id)
-        if request.query_params.get("customer_id"):
-            callbacks = callbacks.filter(customer_id=valid(_CustomerFilter, request.query_params)["customer_id"])
-        wanted = request.query_params.get("status", "open")
-        if wanted == "open":
-            callbacks = callbacks.filter(status__in=Callback.OPEN)
-        elif wanted != "all":
-            callbacks = callbacks.filter(status=wanted)
-        return Response(s.CallbackOutput(callbacks[:500], many=True).data)
+        callbacks = _listed(request, Callback.objects.order_by("due_at"), open_statuses=Callback.OPEN)
+        return Response(s.CallbackOutput(callbacks, many=True).data)
 
     @extend_schema(request=s.CallbackInput, responses={201: s.CallbackOutput, 400: ErrorSerializer})
     def post(self, request):
@@ -120,16 +126,8 @@ class FollowUpList(APIView):
     ], responses={200: s.FollowUpOutput(many=True)})
     def get(self, request):
         """Follow-up tasks, soonest due first: agents see their own, supervisors anyone's."""
-        tasks = FollowUp.objects.order_by("due_at")
-        agent_id = _agent_scope(request)
-        if agent_id:
-            tasks = tasks.filter(agent_id=agent_id)
-        if request.query_params.get("customer_id"):
-            tasks = tasks.filter(customer_id=valid(_CustomerFilter, request.query_params)["customer_id"])
-        wanted = request.query_params.get("status", "open")
-        if wanted != "all":
-            tasks = tasks.filter(status=wanted)
-        return Response(s.FollowUpOutput(tasks[:500], many=True).data)
+        tasks = _listed(request, FollowUp.objects.order_by("due_at"), open_statuses=(FollowUp.OPEN,))
+        return Response(s.FollowUpOutput(tasks, many=True).data)
 
     @extend_schema(request=s.FollowUpInput, responses={201: s.FollowUpOutput, 400: ErrorSerializer,
                                                        403: ErrorSerializer})
