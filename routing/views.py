@@ -13,6 +13,7 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 
 from authority.models import KINDS as ACTION_KINDS
 from followups.models import Callback, Escalation
+from frameworks.models import Script
 from incidents.models import IncidentReport
 from interactions import domain as interactions_domain
 from routing.models import Agent, Queue
@@ -42,6 +43,9 @@ def desk(request):
         "escalation_targets": _choices(Escalation.TARGETS),
         "queues": list(Queue.objects.order_by("name").values_list("name", flat=True)),
         "action_kinds": _choices(ACTION_KINDS),
+        # The contact reasons an active script may be switched on for (suggestions: the API says when none fits).
+        "script_dispositions": sorted({reason for reasons in Script.objects.filter(active=True).values_list(
+            "dispositions", flat=True) for reason in reasons}),
     })
 
 
