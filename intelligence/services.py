@@ -10,6 +10,7 @@ any flag it raises are recorded together, in order, or not at all.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import time
 
@@ -17,6 +18,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from events.db import raw_cursor
 from intelligence import analysis
 from intelligence.events import EngagementDeclined, RedFlagRaised, SentimentScored
 from intelligence.models import EngagementAlert, FlagPolicy, FlagTerm, Mood
@@ -87,26 +89,34 @@ def history_flags(row, new_events: list) -> list[tuple[str, str]]:
     unresolved (waiting, in hand or abandoned); declining_engagement when a customer who contacted us often
     went silent for unusually long (at least ENGAGEMENT_SILENT_DAYS and three times their usual gap), or
     when their last CSAT answer fell ENGAGEMENT_CSAT_DROP or more below their earlier average."""
-    from interactions import domain as idomain
-    from interactions.models import Interaction
-    from quality.models import Survey
-
     now = timezone.now()
+    # One round trip: the customer's last 20 other inbound contacts and last 10 CSAT answers, newest first.
+    with raw_cursor() as cur:
+        cur.execute("""
+            SELECT (SELECT coalesce(json_agg(json_build_array(channel, status, created_at)), '[]')
+                    FROM (SELECT channel, status, created_at FROM interactions_interaction
+                          WHERE customer_id = %(c)s AND direction = 'inbound' AND id <> %(i)s
+                          ORDER BY created_at DESC LIMIT 20) last),
+                   (SELECT coalesce(json_agg(csat), '[]')
+                    FROM (SELECT csat FROM quality_survey WHERE customer_id = %(c)s AND csat IS NOT NULL
+                          ORDER BY answered_at DESC LIMIT 10) answered)""", {"c": row.customer_id, "i": row.id},
+                    prepare=True)
+        contacts, answers = cur.fetchone()
+    contacts = [(channel, status, dt.datetime.fromisoformat(at)) for channel, status, at in
+                (json.loads(contacts) if isinstance(contacts, str) else contacts)]
+    answers = json.loads(answers) if isinstance(answers, str) else answers
     flags = []
     if any(isinstance(e, iev.InteractionReopened) for e in new_events):
         flags.append(("repeat_contact", "the customer came back on a matter closed as resolved"))
     else:
-        earlier = list(Interaction.objects.filter(
-            customer_id=row.customer_id, direction="inbound",
-            created_at__gte=now - dt.timedelta(days=settings.REPEAT_FLAG_DAYS)).exclude(id=row.id).exclude(
-            status=idomain.RESOLVED).order_by("-created_at").values_list("channel", "status", "created_at")[:5])
+        since = now - dt.timedelta(days=settings.REPEAT_FLAG_DAYS)
+        earlier = [c for c in contacts if c[2] >= since and c[1] != "resolved"]
         if earlier:
             channel, status, at = earlier[0]
             flags.append(("repeat_contact", f"{len(earlier)} earlier contact(s) in {settings.REPEAT_FLAG_DAYS} "
                                             f"days not resolved; the last by {channel} on {at:%Y-%m-%d %H:%M} UTC, "
                                             f"{status}"))
-    history = list(Interaction.objects.filter(customer_id=row.customer_id, direction="inbound").exclude(
-        id=row.id).order_by("-created_at").values_list("created_at", flat=True)[:20])
+    history = [at for _, _, at in contacts]
     if len(history) >= settings.ENGAGEMENT_MIN_CONTACTS:
         gaps = sorted((a - b).total_seconds() for a, b in zip(history, history[1:], strict=False))
         usual = gaps[len(gaps) // 2] if gaps else 0.0
@@ -115,8 +125,6 @@ def history_flags(row, new_events: list) -> list[tuple[str, str]]:
             flags.append(("declining_engagement",
                           f"{len(history)} earlier contacts, usually {usual / 86400:.1f} days apart, then none "
                           f"for {silent / 86400:.0f} days"))
-    answers = list(Survey.objects.filter(customer_id=row.customer_id, csat__isnull=False).order_by(
-        "-answered_at").values_list("csat", flat=True)[:10])
     if len(answers) >= 2:
         before = sum(answers[1:]) / len(answers[1:])
         if before - answers[0] >= settings.ENGAGEMENT_CSAT_DROP:

@@ -197,7 +197,8 @@ def work_sync(row: Interaction, new_events: list) -> None:
     if row.status == idomain.QUEUED:
         queue = row.queue or DEFAULT_QUEUE
         if work is None:
-            work = _new_work(row, queue)
+            work = _new_work(row, queue, boost=boost, skill=skill)
+            boost, skill = 0, ""  # on the new row already
         else:
             declined = [e.agent_id for e in new_events if isinstance(e, iev.OfferDeclined)]
             work.declined_by = list(dict.fromkeys([*work.declined_by, *declined]))
@@ -308,7 +309,7 @@ def _after_call(row: Interaction, new_events: list) -> None:
         _presence_write(agent, domain.AVAILABLE, "", SYSTEM)
 
 
-def _new_work(row: Interaction, queue: str) -> Work:
+def _new_work(row: Interaction, queue: str, *, boost: int = 0, skill: str = "") -> Work:
     """The Work row of an interaction that starts waiting: its VIP and repeat flags and its priority, read in
     one statement."""
     with raw_cursor() as cur:
@@ -319,7 +320,8 @@ def _new_work(row: Interaction, queue: str) -> Work:
                     [row.customer_id, row.case_id, row.id, queue], prepare=True)
         tier, repeat, priority, vip_boost, repeat_boost = cur.fetchone()
     work = Work(interaction_id=row.id, queue=queue, channel=row.channel, customer_id=row.customer_id,
-                status=Work.WAITING, enqueued_at=timezone.now(), vip=bool(tier and tier != "none"), repeat=repeat)
+                status=Work.WAITING, enqueued_at=timezone.now(), vip=bool(tier and tier != "none"), repeat=repeat,
+                flag_boost=boost, prefer_skill=skill)
     policy = domain.QueuePolicy(queue, priority=priority or 0, vip_boost=vip_boost or 0,
                                 repeat_boost=repeat_boost or 0)
     work.priority = domain.priority(policy, work.view())
