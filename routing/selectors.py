@@ -114,3 +114,12 @@ def _today(queue: str, since: dt.datetime, target_seconds: int) -> tuple[int, in
 def is_supervisor(user) -> bool:
     """Staff, or a supervisor of some team: who sees the wallboard, the reports and every evaluation."""
     return user.is_staff or user.supervised_teams.exists()
+
+
+def may_follow(user, interaction_id) -> bool:
+    """The interaction exists and `user` is the agent handling it or a supervisor: who reads its mood and script
+    (anyone else gets 404, so existence does not leak)."""
+    from interactions.models import Interaction
+
+    row = Interaction.objects.filter(id=interaction_id).values("agent_id").first()
+    return row is not None and (row["agent_id"] == user.get_username() or is_supervisor(user))

@@ -11,14 +11,7 @@ from contactcenter.api import ErrorSerializer, command_meta, valid
 from frameworks import services
 from frameworks.api import serializers as s
 from frameworks.selectors import run_view
-from interactions.models import Interaction
-from routing.selectors import is_supervisor
-
-
-def _visible(request, interaction_id) -> None:
-    row = Interaction.objects.filter(id=interaction_id).values("agent_id").first()
-    if row is None or (row["agent_id"] != request.user.get_username() and not is_supervisor(request.user)):
-        raise NotFound("no such interaction")
+from routing.selectors import may_follow
 
 
 class InteractionScript(APIView):
@@ -26,7 +19,8 @@ class InteractionScript(APIView):
     def get(self, request, interaction_id: uuid.UUID):
         """The script this contact follows and where it stands: the next step, the required steps not done, and
         the gates still closed (for the agent handling it and supervisors; 404 when it follows none)."""
-        _visible(request, interaction_id)
+        if not may_follow(request.user, interaction_id):
+            raise NotFound("no such interaction")
         view = run_view(interaction_id)
         if view is None:
             raise NotFound("this contact follows no script")

@@ -10,8 +10,7 @@ from rest_framework.views import APIView
 from contactcenter.api import ErrorSerializer
 from intelligence.api.serializers import MoodOutput
 from intelligence.models import Mood
-from interactions.models import Interaction
-from routing.selectors import is_supervisor
+from routing.selectors import may_follow
 
 
 class InteractionMood(APIView):
@@ -19,8 +18,7 @@ class InteractionMood(APIView):
     def get(self, request, interaction_id: uuid.UUID):
         """The contact's running sentiment and the red flags raised on it (docs/PROTOCOLS.md), for the agent it
         is with and for supervisors (404 for anyone else). A contact with no inbound text yet reads neutral."""
-        row = Interaction.objects.filter(id=interaction_id).values("agent_id").first()
-        if row is None or (row["agent_id"] != request.user.get_username() and not is_supervisor(request.user)):
+        if not may_follow(request.user, interaction_id):
             raise NotFound("no such interaction")
         mood = Mood.objects.filter(interaction_id=interaction_id).first() or Mood(interaction_id=interaction_id)
         return Response(MoodOutput(mood).data)
