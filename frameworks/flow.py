@@ -64,6 +64,12 @@ def validate(steps) -> None:
                 target = option.get("next")
                 if target is not None and (target not in keys or keys.index(target) <= i):
                     raise InvalidFlow(f"{at}.options[{j}].next", f"{target!r} is not a later step of this flow")
+                # A skipped step can never be done: skipping one that gates something would lock it for good.
+                gating = [s["key"] for s in steps[i + 1:keys.index(target)] if isinstance(s, dict) and s.get("gates")
+                          ] if target is not None else []
+                if gating:
+                    raise InvalidFlow(f"{at}.options[{j}].next", f"the branch would skip {gating[0]!r}, which gates "
+                                                                 "what the agent may do: put it before the decision")
         elif "options" in step:
             raise InvalidFlow(f"{at}.options", "only a decision step has options")
 

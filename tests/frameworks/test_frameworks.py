@@ -106,6 +106,9 @@ def test_a_contact_without_a_script_is_not_gated_and_an_agent_can_switch_one_on_
     ([{"key": "d", "kind": "decision", "title": "?", "options": [{"value": "x", "next": "d"}, {"value": "y"}]}],
      "steps[0].options[0].next"),
     ([{"key": "d", "kind": "decision", "title": "?", "options": [{"value": "x"}]}], "steps[0].options"),
+    ([{"key": "d", "kind": "decision", "title": "?", "options": [{"value": "x", "next": "c"}, {"value": "y"}]},
+      {"key": "id", "kind": "identity", "title": "Id", "gates": ["account_changes"]},
+      {"key": "c", "kind": "closing", "title": "Bye"}], "steps[0].options[0].next"),  # would lock changes for good
 ])
 def test_a_flow_that_cannot_be_followed_is_refused_naming_the_step(steps, field):
     with pytest.raises(flow.InvalidFlow) as refused:
