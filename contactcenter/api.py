@@ -6,6 +6,7 @@ import datetime as dt
 import uuid
 
 from django.core.exceptions import ObjectDoesNotExist
+from django.http import QueryDict
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -38,7 +39,18 @@ def iso_datetime(value) -> str | None:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
-def valid(serializer_class: type[serializers.Serializer], data) -> dict:
+def valid(serializer_class: type[serializers.Serializer], data, *, strict: bool = True) -> dict:
+    """`data` checked by `serializer_class`: its validated data, or a 400 naming each wrong field.
+
+    A JSON body with a field the command does not take is refused (400 naming it) rather than silently
+    ignored: nobody sets an owner, an agent or a role by adding a field (no mass assignment), and a
+    misspelt optional field is not lost without a word. Query strings (paging, format) and the channel
+    providers' payloads (`strict=False`: providers add fields of their own) are not held to this.
+    """
+    if strict and isinstance(data, dict) and not isinstance(data, QueryDict):
+        unknown = sorted(str(k) for k in data if k not in serializer_class().fields)
+        if unknown:
+            raise exceptions.ValidationError({k: ["unknown field: this command does not take it"] for k in unknown})
     serializer = serializer_class(data=data)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
@@ -51,6 +63,16 @@ class ErrorSerializer(serializers.Serializer):
 
 def exception_handler(exc, context):
     """Domain errors become HTTP errors here, once, instead of in each view."""
+    from contactcenter.degrade import RETRY_AFTER_SECONDS, database_failure
+
+    degraded = database_failure(exc)  # PostgreSQL away (or busy): 503 + Retry-After, never a bare 500
+    if degraded is not None:
+        return Response(degraded, status=status.HTTP_503_SERVICE_UNAVAILABLE,
+                        headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed, exceptions.PermissionDenied)):
+        from contactcenter.access import audit_denied_response
+
+        audit_denied_response(context["request"], exc)  # every denied attempt is on record
     if isinstance(exc, ConcurrencyConflict):
         return Response(
             {

@@ -22,13 +22,10 @@ from django.core.wsgi import get_wsgi_application  # noqa: E402
 
 django_wsgi_app = get_wsgi_application()  # sets Django up before the imports below
 
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
-
-from contactcenter.auth import TokenAuthMiddleware  # noqa: E402
+from contactcenter.auth import OriginCheck, TicketAuthMiddleware  # noqa: E402
 from contactcenter.routing import websocket_urlpatterns  # noqa: E402
 
 
@@ -85,11 +82,51 @@ class DjangoHTTP(WsgiToAsgi):
         await _PooledInstance(self.wsgi_application, self.duplicate_header_limit)(scope, receive, send)
 
 
+def _daphne_message_limit() -> None:
+    """Make daphne refuse client messages over WS_MAX_MESSAGE_BYTES itself, closing with 1009 (message too big).
+
+    The consumers check the size too (contactcenter.realtime.StreamConsumer.receive), but only once the
+    server has buffered the whole message, and daphne refuses an application's close with 1009 (autobahn's
+    sendClose takes 1000 and 3000-4999 only). The server's own limit is the right place: it stops reading
+    there. Two of daphne's defaults stand in the way, and both are fixed here because daphne imports this
+    module before it builds its server:
+    - the limit is a command-line option (--websocket-max-message-size, 1 MiB by default): the setting caps
+      whatever the command line says, so one setting governs every way the web process is started;
+    - autobahn's servers drop the TCP connection on a protocol failure ("failByDrop"), so the client would
+      see 1006 (abnormal closure) instead of 1009: daphne's socket factory closes with a close frame instead.
+    tests/test_sockets_trust.py checks both against a real daphne.
+    """
+    try:
+        from daphne.server import Server
+        from daphne.ws_protocol import WebSocketFactory
+    except ImportError:  # another ASGI server: the consumers' check applies
+        return
+    if getattr(Server.__init__, "limited_by_settings", False):
+        return
+    server_init, set_options = Server.__init__, WebSocketFactory.setProtocolOptions
+
+    def __init__(self, *args, **kwargs):
+        limit = settings.WS_MAX_MESSAGE_BYTES
+        for name in ("websocket_max_message_size", "websocket_max_frame_size"):
+            kwargs[name] = min(kwargs.get(name) or limit, limit)  # 0 (or absent) would mean "no limit"
+        server_init(self, *args, **kwargs)
+
+    def setProtocolOptions(self, *args, **options):
+        options.setdefault("failByDrop", False)
+        set_options(self, *args, **options)
+
+    __init__.limited_by_settings = True
+    Server.__init__ = __init__
+    WebSocketFactory.setProtocolOptions = setProtocolOptions
+
+
+_daphne_message_limit()
+
 application = ProtocolTypeRouter(
     {
         "http": DjangoHTTP(django_wsgi_app),
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(TokenAuthMiddleware(URLRouter(websocket_urlpatterns)))
-        ),
+        # Origin first (a foreign page's handshake never spends a ticket), then the ticket (README,
+        # "Real-time contract"); the session cookie is not read on sockets.
+        "websocket": OriginCheck(TicketAuthMiddleware(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -830,6 +830,7 @@ def _run_with_throwaway_stack(cmd: list[str], fast: bool) -> int:
         try:
             env_add, services = up(tmp, fast=fast)
             env = {**_startup_environ(), **env_add}
+            env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_metrics_dir(tmp / "prometheus")))
             _log(f"running: {shlex.join(cmd)}")
             # Same process group as us: a Ctrl-C reaches pytest directly, so it
             # can print its summary; we wait for it and then clean up.
@@ -857,6 +858,19 @@ def _run_with_throwaway_stack(cmd: list[str], fast: bool) -> int:
             down(services)
             shutil.rmtree(tmp, ignore_errors=True)
     return rc
+
+
+def _metrics_dir(path: Path) -> Path:
+    """PROMETHEUS_MULTIPROC_DIR for the processes about to start, emptied of earlier processes' files.
+
+    Left over, a dead process's counters would be added to the new ones and
+    its open-socket gauges would never go away. Only the client's own files
+    (*.db) are removed.
+    """
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink(missing_ok=True)
+    return path
 
 
 def _startup_environ() -> dict[str, str]:
@@ -980,6 +994,9 @@ def _cmd_run() -> int:
             env = {**_startup_environ(), **env_add, "PYTHONUNBUFFERED": "1"}
             env.setdefault("DJANGO_SETTINGS_MODULE", "contactcenter.settings")
             env.setdefault("DEBUG", "true")
+            # Every process below writes its /metrics counters here; emptied first (docs/OPERATIONS.md).
+            env["PROMETHEUS_MULTIPROC_DIR"] = str(_metrics_dir(Path(env.get("PROMETHEUS_MULTIPROC_DIR")
+                                                                    or base_dir / "prometheus")))
             # A local-only secret so the webhooks can be tried at once (docs/WEBHOOKS.md).
             env.setdefault("WEBHOOK_SECRETS", "demo=demo-webhook-secret")
 

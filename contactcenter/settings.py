@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
+    "axes",  # login lockout: failed sign-ins per user name and IP (see the API section)
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
@@ -80,6 +81,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "contactcenter.parsers.BoundedInputMiddleware",  # 413 over the body limit, 400 for a NUL in path or query
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -87,6 +89,13 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "contactcenter.degrade.DatabaseUnavailableMiddleware",  # PostgreSQL away: 503 + Retry-After, not a 500
+    "contactcenter.idempotency.IdempotencyMiddleware",  # calls the view: keep it after every other process_view
+    "axes.middleware.AxesMiddleware",  # turns a locked-out sign-in into its answer; axes wants it last
+]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out user name + IP before the password check
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "contactcenter.urls"
@@ -146,6 +155,19 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIN
 # Probes are plain HTTP from the orchestrator; never redirect them.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 X_FRAME_OPTIONS = "DENY"
+# Signed provider webhooks (docs/WEBHOOKS.md): X-Timestamp may be this many seconds before or after our clock.
+# Replays inside the window are answered as duplicates (each delivery's provider_message_id counts once).
+WEBHOOK_TIMESTAMP_TOLERANCE = env_int("WEBHOOK_TIMESTAMP_TOLERANCE", 300)
+# WebSockets (README, "Real-time contract"). A socket opens with a ticket from POST /api/v1/ws-tickets/:
+# single use, valid this many seconds, bound to the user who asked for it. The long-lived API token and the
+# session cookie no longer open sockets (a token in a URL ends up in access logs).
+WS_TICKET_SECONDS = env_int("WS_TICKET_SECONDS", 60)
+# Origins a browser may open a socket from: "https://desk.example.com", "example.com" (any scheme and port),
+# ".example.com" (and its subdomains) or "*". Empty: the hosts of ALLOWED_HOSTS. A foreign Origin is closed with
+# 4403 before accept. Browsers always send Origin; a client without one (the simulator, a service) is let through
+# to the ticket check unless WS_ALLOW_MISSING_ORIGIN is false.
+WS_ALLOWED_ORIGINS = env_list("WS_ALLOWED_ORIGINS", "")
+WS_ALLOW_MISSING_ORIGIN = env_bool("WS_ALLOW_MISSING_ORIGIN", True)
 
 # --------------------------------------------------------------------------
 # Database
@@ -268,6 +290,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "quality.tasks.sample_reviews",
         "schedule": 6 * 3600.0,  # idempotent per agent and week: each run tops up who has too few
     },
+    "contactcenter-idempotency-purge": {
+        "task": "contactcenter.tasks.idempotency_purge",
+        "schedule": 3600.0,  # idempotent; a key past its 24 h is already ignored by a retry, this frees the rows
+    },
 }
 OUTBOX_ALERT_AGE_SECONDS = env_int("OUTBOX_ALERT_AGE_SECONDS", 60)
 
@@ -280,6 +306,29 @@ CHANNEL_LAYERS = {
         "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}]},
     }
 }
+# Django's cache: the API's rate-limit counters (contactcenter/throttling.py), and nothing else so far. Short
+# timeouts: an unreachable Redis must cost a request milliseconds, and the throttles then fail open.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": os.environ.get("CACHE_REDIS_URL", REDIS_URL),
+        "KEY_PREFIX": "cc",
+        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+    }
+}
+# A message from a client larger than this (bytes) closes its socket with 1009 (message too big). Clients send
+# nothing today beyond pings; the limit keeps one socket from making the server buffer megabytes.
+WS_MAX_MESSAGE_BYTES = env_int("WS_MAX_MESSAGE_BYTES", 64 * 1024)
+# Every so often a socket re-joins its groups: a group membership lives in Redis, so after a Redis restart (or a
+# day, channels_redis's group expiry) a socket would silently hear nothing. Finding itself gone, it sends a new
+# welcome, and its client resyncs over REST.
+WS_GROUP_REFRESH_SECONDS = env_int("WS_GROUP_REFRESH_SECONDS", 30)
+# Each stream's push counter (the `seq` of every push) is kept this long after its last push.
+WS_SEQ_TTL_SECONDS = env_int("WS_SEQ_TTL_SECONDS", 7 * 24 * 3600)
+for _name in ("WS_TICKET_SECONDS", "WS_MAX_MESSAGE_BYTES", "WS_GROUP_REFRESH_SECONDS", "WS_SEQ_TTL_SECONDS",
+              "WEBHOOK_TIMESTAMP_TOLERANCE"):
+    if globals()[_name] <= 0:
+        raise ImproperlyConfigured(f"{_name} must be above 0")
 
 # --------------------------------------------------------------------------
 # API
@@ -288,18 +337,59 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "contactcenter.auth.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
+        # Last: asked only when no authenticator knew the caller; counts them against the `anon` rate.
+        "contactcenter.throttling.AnonymousRateLimit",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Signed in, and any interaction or customer named in the URL within the caller's scope (404 otherwise):
+    # contactcenter/access.py.
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated", "contactcenter.access.InScope"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["contactcenter.parsers.JSONParser"],  # depth and NUL bounds
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "contactcenter.api.exception_handler",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
+    "DEFAULT_PAGINATION_CLASS": "contactcenter.pagination.CappedCursorPagination",
     "PAGE_SIZE": 50,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "contactcenter.throttling.UserRateThrottle",
+        "contactcenter.throttling.IPRateThrottle",
+        "contactcenter.throttling.WebhookRateThrottle",
+    ],
+    # Per fixed window; README "Limits". The intake benchmark sends 300 webhooks/s from one IP.
+    "DEFAULT_THROTTLE_RATES": {
+        "user": os.environ.get("API_RATE_USER", "6000/min"),
+        "ip": os.environ.get("API_RATE_IP", "60000/min"),
+        "anon": os.environ.get("API_RATE_ANON", "600/min"),
+        "webhook": os.environ.get("API_RATE_WEBHOOK", "60000/min"),
+    },
+    # Proxies of ours in front of the app: X-Forwarded-For is believed that many hops deep, and no further.
+    "NUM_PROXIES": env_int("TRUSTED_PROXY_COUNT", 0),
 }
 if DEBUG:
     REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"].append("rest_framework.renderers.BrowsableAPIRenderer")
+for _scope, _rate in REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"].items():
+    _count, _slash, _period = _rate.partition("/")
+    if not (_slash and _count.isdigit() and _period.lstrip("0123456789") in {
+            "s", "sec", "second", "m", "min", "minute", "h", "hour", "d", "day"}):
+        raise ImproperlyConfigured(f"API_RATE_{_scope.upper()} must be like 600/min (per s, min, hour or day), "
+                                   f"not {_rate!r}")
+# Bounded input (contactcenter/parsers.py, pagination.py): JSON nested deeper is a 400; ?page_size= is capped.
+API_MAX_JSON_DEPTH = env_int("API_MAX_JSON_DEPTH", 32)
+API_MAX_PAGE_SIZE = env_int("API_MAX_PAGE_SIZE", 200)
+# A retried POST with the same Idempotency-Key gets the stored answer for this long (contactcenter/idempotency.py).
+IDEMPOTENCY_TTL_SECONDS = env_int("IDEMPOTENCY_TTL_SECONDS", 24 * 3600)
+for _name in ("API_MAX_JSON_DEPTH", "API_MAX_PAGE_SIZE", "IDEMPOTENCY_TTL_SECONDS"):
+    if globals()[_name] <= 0:
+        raise ImproperlyConfigured(f"{_name} must be above 0")
+# Sign-in lockout (django-axes) on /accounts/login/ and /admin/login/: after LOGIN_FAILURE_LIMIT failed
+# sign-ins of one user name from one IP, that pair is refused (429) for LOGIN_LOCKOUT_MINUTES.
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = env_int("LOGIN_LOCKOUT_MINUTES", 15) / 60  # axes reads a number as hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True  # a successful sign-in clears that pair's failures
+AXES_CLIENT_IP_CALLABLE = "contactcenter.throttling.client_ip"  # the same proxy rule as the rate limits
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_DISABLE_ACCESS_LOG = True  # failures are what it needs; successful sign-ins are not logged a second time
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Contact-center backend API",
@@ -322,13 +412,45 @@ SPECTACULAR_SETTINGS = {
         "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
     },
     "SECURITY": [{"bearerAuth": []}],
+    # The Idempotency-Key header and the 429 on every authenticated POST (contactcenter/idempotency.py).
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "contactcenter.idempotency.document_in_schema"],
 }
+
+# --------------------------------------------------------------------------
+# Observability (docs/OPERATIONS.md): /metrics and structured logs
+# --------------------------------------------------------------------------
+# One JSON object per log line, each with the correlation id of the command that caused it
+# (contactcenter/logs.py); "plain" is a human-readable line for local use.
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "json").strip().lower()
+if LOG_FORMAT not in ("json", "plain"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or plain, not {LOG_FORMAT!r}")
+LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").strip().upper()
+if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+    raise ImproperlyConfigured(f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not {LOG_LEVEL!r}")
+LOG_REQUESTS = env_bool("LOG_REQUESTS", True)  # one line per HTTP request: method, URL route, status, time
+# Where every process writes its counters for /metrics to add up (prometheus-client's multiprocess mode).
+# Read by prometheus_client itself from the environment, before settings exist; it must be one directory
+# shared by the processes of a host and emptied when they all start (`make run` does both).
+PROMETHEUS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+if PROMETHEUS_MULTIPROC_DIR and os.path.exists(PROMETHEUS_MULTIPROC_DIR) \
+        and not os.path.isdir(PROMETHEUS_MULTIPROC_DIR):
+    raise ImproperlyConfigured(f"PROMETHEUS_MULTIPROC_DIR {PROMETHEUS_MULTIPROC_DIR!r} is not a directory")
+# Outermost: the request's time is all of it, and every line logged while handling it has its id.
+MIDDLEWARE = ["contactcenter.metrics.RequestMetricsMiddleware", "contactcenter.logs.CorrelationMiddleware",
+              *MIDDLEWARE]
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "filters": {"correlation": {"()": "contactcenter.logs.CorrelationFilter"}},
+    "formatters": {
+        "json": {"()": "contactcenter.logs.JsonFormatter",
+                 "fmt": "%(levelname)s %(name)s %(message)s %(correlation_id)s %(process)d"},
+        "plain": {"()": "contactcenter.logs.PlainFormatter",
+                  "format": "%(asctime)s %(levelname)s %(name)s [%(correlation_id)s] %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["correlation"]}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"kafka": {"level": "WARNING"}},
 }

@@ -1,30 +1,34 @@
 """WebSocket: live updates of one customer's timeline."""
 
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
-
+from contactcenter import metrics
+from contactcenter.realtime import StreamConsumer
 from customers.realtime import timeline_group
 
 
-class CustomerTimelineConsumer(AsyncJsonWebsocketConsumer):
-    """Sends {"type": "timeline.changed", "position": N, ...} when the timeline grows.
+class CustomerTimelineConsumer(StreamConsumer):
+    """Sends {"type": "timeline.changed", "position": N, "stream", "seq", ...} when the timeline grows.
 
-    Authenticate with ?token=<API token> (or the admin session). Anonymous
-    connections are closed with code 4401. On (re)connect, read
-    /api/v1/customers/{id}/timeline/ to catch up: pushes are hints, not the record.
+    Open with a ticket (POST /api/v1/ws-tickets/, then ?ticket=<ticket>); without a valid one the socket is
+    closed with 4401. The welcome carries the stream's current `seq`; on it, and on any gap in `seq`, read
+    /api/v1/customers/{id}/timeline/ (with its cursor) to catch up: pushes are hints, not the record.
     """
 
     async def connect(self):
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
-            await self.close(code=4401)
-            return
-        self.group = timeline_group(self.scope["url_route"]["kwargs"]["customer_id"])
-        await self.channel_layer.group_add(self.group, self.channel_name)
-        await self.accept()
+        if await self.open_streams():
+            metrics.socket_opened(self)  # cc_websocket_connections (docs/OPERATIONS.md)
+
+    async def streams_for(self, user):
+        customer_id = self.scope["url_route"]["kwargs"]["customer_id"]
+        # Scope check goes here (who may follow which customer's timeline, contactcenter/access.py): return
+        # None for a customer outside the user's scope and the socket is closed with 4403 before accept.
+        return [timeline_group(customer_id)]
+
+    def resync_for(self):
+        return [f"/api/v1/customers/{self.scope['url_route']['kwargs']['customer_id']}/timeline/"]
 
     async def disconnect(self, code):
-        if hasattr(self, "group"):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        metrics.socket_closed(self, code)
+        await self.close_streams()
 
     async def timeline_changed(self, message):
         await self.send_json(message | {"type": "timeline.changed"})

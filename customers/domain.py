@@ -16,6 +16,7 @@ from customers.events import (
     IdentityLinked,
     ProfileUpdated,
 )
+from interactions.redact import mask
 
 CHANNELS = ("voice", "chat", "email", "social", "sms")  # as interactions.domain.CHANNELS
 VIP_TIERS = ("none", "silver", "gold", "platinum")
@@ -182,7 +183,7 @@ def normalize_profile(*, language=None, contact_hours=None, vip_tier=None, tags=
     if notes is not None:
         if len(notes) > MAX_NOTES_LENGTH:
             raise InvalidValue("notes", f"notes are limited to {MAX_NOTES_LENGTH} characters")
-        out["notes"] = notes
+        out["notes"] = _masked(notes)  # card numbers and security codes never reach an event (interactions.redact)
     return out
 
 
@@ -194,9 +195,22 @@ class IdentityTaken(CustomerError):
         super().__init__(f"this {field} already belongs to customer {customer_id}")
 
 
+def _masked(text: str | None) -> str | None:
+    """Free text as it may be stored: card numbers, security codes and national ids masked (interactions.redact)."""
+    return mask(text)[0] if text else text
+
+
+def _masked_name(display_name: str | None, *identities: str | None) -> str | None:
+    # A customer first known by a phone number or an address is named by it (customers.services.customer_resolve):
+    # that is their identity, kept (encrypted) as such, not free text to mask. Any other name is typed by someone.
+    return display_name if display_name and display_name in identities else _masked(display_name)
+
+
 def decide_register(*, display_name: str, email: str | None, phone: str | None, preferred_channel: str,
                     identities=()):
-    """Registration, and a link for each identity (already normalised) that now leads to the customer."""
+    """Registration, and a link for each identity (already normalised) that now leads to the customer. A card
+    number or security code typed into the name is masked, as in every stored text."""
+    display_name = _masked_name(display_name, email, phone)
     return [CustomerRegistered(display_name=display_name, email=email, phone=phone, preferred_channel=preferred_channel)] + [
         IdentityLinked(kind=i.kind, value=i.value, provider=i.provider) for i in identities
     ]
@@ -211,6 +225,8 @@ def decide_change_details(state: CustomerState, *, identities=(), **changes) -> 
     """
     _check_writable(state)
     details = {k: v for k in DETAIL_FIELDS if (v := changes.pop(k, None)) is not None}
+    if "display_name" in details:
+        details["display_name"] = _masked_name(details["display_name"], details.get("email"), details.get("phone"))
     profile = normalize_profile(**{k: changes.pop(k, None) for k in PROFILE_FIELDS})
     if changes:
         raise TypeError(f"unknown fields {sorted(changes)}")
@@ -240,4 +256,4 @@ def decide_merge(target: CustomerState, source: CustomerState, *, target_id: uui
 
 def decide_erase(state: CustomerState, *, reason: str) -> list:
     """Erasing twice is not an error: the second time decides nothing."""
-    return [] if state.erased else [CustomerErased(reason=reason)]
+    return [] if state.erased else [CustomerErased(reason=_masked(reason))]

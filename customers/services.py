@@ -11,9 +11,10 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from customers import domain, identity
+from customers import domain, erasure, identity
 from customers.identity import Identity
 from customers.models import Customer, CustomerIdentity
+from contactcenter import access
 from events import store
 from events.crypto import destroy_key
 from events.store import Metadata
@@ -73,6 +74,8 @@ def customer_register(
     with transaction.atomic():
         customer = Customer.objects.create(id=customer_id, version=len(new_events))
         _link(customer, found)
+        if meta.actor.type == "user":  # who registered them serves them (contactcenter.access)
+            access.record_served(meta.actor.name, customer_id)
         positions = store.append(
             stream_type="customer", stream_id=customer_id, customer_id=customer_id, events=new_events,
             expected_version=0, meta=meta,
@@ -188,6 +191,7 @@ def _erase_one(customer: Customer, state: domain.CustomerState, *, reason: str, 
     destroy_key(customer.id)
     # The identities go too: a new contact from that number is a new customer.
     CustomerIdentity.objects.filter(customer_id=customer.id).delete()
+    erasure.scrub([customer.id])  # personal text that state rows keep in clear (customers.erasure)
     positions = store.append(
         stream_type="customer", stream_id=customer.id, customer_id=customer.id, events=new_events,
         expected_version=state.version, meta=meta,

@@ -146,7 +146,8 @@ def _apply_or_dead_letter(projection: Projection, envelopes: list[Envelope]) -> 
 
 def _dead_letter(projection: Projection, env: Envelope) -> None:
     error = traceback.format_exc()
-    log.error("%s failed to apply %s #%s; dead-lettered", projection.name, env.event_type, env.position)
+    log.error("%s failed to apply %s #%s; dead-lettered", projection.name, env.event_type, env.position,
+              extra={"correlation_id": env.correlation_id})
     with connection.cursor() as cur:
         cur.execute(
             """

@@ -26,6 +26,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from kafka.errors import KafkaError
 
+from contactcenter import logs, metrics
 from events import kafka
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ RELAY_LOCK_KEY = 0x636F6E74  # any constant shared by every relay process
 TOPIC_CHECK_SECONDS = 2.0
 
 _SELECT_BATCH = """
-    SELECT o.position, e.customer_id, e.stream_id, row_to_json(e)::text
+    SELECT o.position, e.customer_id, e.stream_id, row_to_json(e)::text, e.correlation_id
     FROM events_outbox o JOIN events_event e ON e.position = o.position
     ORDER BY o.position
     LIMIT %s
@@ -114,7 +115,7 @@ class Relay:
         if not rows:
             return 0
         futures = []
-        for _position, customer_id, stream_id, value in rows:
+        for _position, customer_id, stream_id, value, _cid in rows:
             key = str(customer_id or stream_id).encode()
             futures.append(self.producer.send(self.topic, key=key, value=value.encode()))
         self.producer.flush(timeout=30)
@@ -140,6 +141,11 @@ class Relay:
                 "WHERE id = 1",
                 [len(rows)],
             )
+        # One line a batch, naming every command whose events it carried (grep one id: docs/OPERATIONS.md).
+        cids = logs.distinct(r[4] for r in rows)
+        log.info("published %d events to %s", len(rows), self.topic,
+                 extra={"correlation_id": logs.single(cids), "correlation_ids": cids,
+                        "positions": [rows[0][0], rows[-1][0]]})
         return len(rows)
 
     def run(self, stop: threading.Event) -> None:
@@ -156,6 +162,7 @@ class Relay:
                 if self.publish_batch() == 0:
                     stop.wait(settings.RELAY_IDLE_SLEEP_MS / 1000)
             except (KafkaError, OSError) as exc:
+                metrics.KAFKA_ERRORS.labels("relay").inc()
                 log.warning("Kafka unavailable (%s); outbox keeps growing, retrying in %.1fs", exc, backoff)
                 # The idempotent producer's sequence numbers belong to the old
                 # broker session: a fresh producer is needed after a restart.

@@ -28,6 +28,7 @@ from django.db import close_old_connections, connection, transaction
 from kafka import TopicPartition
 from kafka.errors import KafkaError
 
+from contactcenter import logs, metrics
 from events import kafka
 from events.projection import Projection, apply_envelopes
 from events.store import envelopes_from_rows
@@ -79,6 +80,7 @@ class ProjectorRunner:
                     stop.wait(0.5)
                 backoff = 0.5
             except (KafkaError, OSError) as exc:
+                metrics.KAFKA_ERRORS.labels("projector").inc()
                 log.warning("%s: Kafka unavailable (%s); retrying in %.1fs", self.projection.name, exc, backoff)
                 self._close()
                 stop.wait(backoff)
@@ -142,7 +144,10 @@ class ProjectorRunner:
             if not records:
                 return APPLIED
             envelopes = envelopes_from_rows([_row_from_message(r.value) for r in records])
-            fresh = apply_envelopes(self.projection, envelopes)
+            cids = logs.distinct(e.correlation_id for e in envelopes)
+            # Lines the handlers and the after-commit pushes log carry the id when the batch has only one.
+            with logs.bind(logs.single(cids)):
+                fresh = apply_envelopes(self.projection, envelopes)
             next_offsets: dict[int, int] = {}
             for rec in records:
                 next_offsets[rec.partition] = max(next_offsets.get(rec.partition, 0), rec.offset + 1)
@@ -160,7 +165,12 @@ class ProjectorRunner:
                 [len(fresh), max(e.recorded_at for e in envelopes), name],
             )
             if fresh and self.projection.after_commit is not None:
-                transaction.on_commit(lambda: self.projection.after_commit(fresh))
+                transaction.on_commit(logs.bound(logs.single(cids), self.projection.after_commit, fresh))
+        if fresh:  # one line a batch, naming every command whose events it applied (docs/OPERATIONS.md)
+            applied = logs.distinct(e.correlation_id for e in fresh)
+            log.info("%s: applied %d events", name, len(fresh),
+                     extra={"projection": name, "correlation_id": logs.single(applied), "correlation_ids": applied,
+                            "positions": [min(e.position for e in fresh), max(e.position for e in fresh)]})
         return APPLIED
 
 

@@ -9,13 +9,13 @@ from django.utils import timezone
 from followups.models import Callback, Escalation, FollowUp
 
 
-def open_promises(*, agent_id: str | None = None, customer_ids: list[uuid.UUID] | None = None,
+def open_promises(*, agent_ids: list[str] | None = None, customer_ids: list[uuid.UUID] | None = None,
                   limit: int = 500) -> list[dict]:
     """Everything still owed to customers, soonest due first: callbacks scheduled or under way, open follow-up
-    tasks and escalations not yet taken up; an agent's (promised by them) or customers', or all."""
+    tasks and escalations not yet taken up; some agents' (promised by them) or customers', or all."""
     now, filters = timezone.now(), {}
-    if agent_id is not None:
-        filters["agent_id"] = agent_id
+    if agent_ids is not None:
+        filters["agent_id__in"] = agent_ids
     if customer_ids is not None:
         filters["customer_id__in"] = customer_ids
     items = [{"kind": "callback", "id": c.id, "customer_id": c.customer_id, "agent_id": c.agent_id,

@@ -4,7 +4,7 @@ filed: corrections are amendments, each its own event; every reading of a report
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from events.registry import event, pii
 
@@ -29,7 +29,7 @@ class IncidentReported:
     agent_responses: str = pii(default="")
     deescalation_steps: str = pii(default="")
     follow_up_actions: str = pii(default="")
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = pii(default_factory=list)  # the words of each warning given (WarningGiven.text: personal)
 
 
 @event("incidents.IncidentAmended", version=1, emitted_by="incidents.services.incident_amend")

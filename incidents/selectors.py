@@ -1,5 +1,6 @@
-"""Who may read incident reports: supervisors (staff or team supervisors), compliance (the permission
-`incidents.read_incident_reports`, given by the `compliance` group), and the agent who filed one."""
+"""Who may read incident reports: compliance (the permission `incidents.read_incident_reports`, given by the
+`compliance` group) and admins every one; a supervisor those filed by the agents of their teams; an agent the
+ones they filed. Nobody else (contactcenter.access)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,17 @@ from incidents.models import IncidentReport
 
 
 def reads_all(user) -> bool:
-    from routing.selectors import is_supervisor
+    from contactcenter import access
 
-    return is_supervisor(user) or user.has_perm("incidents.read_incident_reports")
+    return access.reads_everything(user)
 
 
 def readable(user) -> QuerySet[IncidentReport]:
+    from contactcenter import access
+
     reports = IncidentReport.objects.all()
-    return reports if reads_all(user) else reports.filter(agent_id=user.get_username())
+    if reads_all(user):
+        return reports
+    if access.is_supervisor(user):
+        return access.by_agent(user, reports)
+    return reports.filter(agent_id=user.get_username())

@@ -122,7 +122,7 @@ def decide_create(*, channel: str, direction: str, case_id: uuid.UUID, subject: 
         raise InvalidValue("channel", f"unknown channel {channel!r}; known: {', '.join(CHANNELS)}")
     if direction not in DIRECTIONS:
         raise InvalidValue("direction", f"direction must be one of {', '.join(DIRECTIONS)}")
-    return [ev.InteractionCreated(channel=channel, direction=direction, case_id=case_id, subject=subject)]
+    return [ev.InteractionCreated(channel=channel, direction=direction, case_id=case_id, subject=masked(subject))]
 
 
 def decide_queue(state: InteractionState, *, queue: str) -> list:
@@ -228,7 +228,8 @@ def decide_wrap_up(state: InteractionState, *, disposition: str, notes: str = ""
     _require(state, (WRAP_UP,), "wrap up")
     if not disposition.strip():
         raise InvalidValue("disposition", "a disposition code is required")
-    return [ev.InteractionWrappedUp(disposition=disposition, notes=masked(notes))]
+    # The disposition is a code, but typed: masked like the notes, so a number pasted into it is not kept.
+    return [ev.InteractionWrappedUp(disposition=masked(disposition), notes=masked(notes))]
 
 
 def decide_abandon(state: InteractionState, *, waited_seconds: int | None = None) -> list:

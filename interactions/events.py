@@ -72,12 +72,13 @@ class InteractionResumed:
 @event("interactions.InteractionTransferred", version=1, emitted_by="interactions.services")
 @dataclass(frozen=True)
 class InteractionTransferred:
-    """Handed to another agent or queue; the note travels with it."""
+    """Handed to another agent or queue; the note travels with it (free text about the customer: personal, and
+    masked like every stored text)."""
 
     from_agent_id: str
     to_agent_id: str | None
     to_queue: str | None
-    note: str
+    note: str = pii()
 
 
 @event("interactions.MessageRecorded", version=2, emitted_by="interactions.services (channels, webhooks)")

@@ -94,3 +94,4 @@ class EmailMessage(models.Model):
 
     def __str__(self) -> str:
         return self.message_id
+

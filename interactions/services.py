@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from contactcenter import access, metrics
 from customers import services as customer_services
 from customers.identity import Identity
 from customers.models import Customer
@@ -24,7 +25,14 @@ from events import store
 from events.db import raw_cursor
 from events.store import Metadata
 from interactions import domain, hooks
-from interactions.models import Case, Conversation, EmailMessage, Interaction, ProviderMessage
+from interactions.events import InteractionAccepted
+from interactions.models import (
+    Case,
+    Conversation,
+    EmailMessage,
+    Interaction,
+    ProviderMessage,
+)
 
 
 @dataclass(frozen=True)
@@ -78,6 +86,8 @@ def interaction_create(
                                  events=new_events, expected_version=0, meta=_on(meta, channel))
         row.take(domain.fold(new_events))
         row.save(force_insert=True)
+        if meta.actor.type == "user":  # an agent who starts a contact serves its customer (contactcenter.access)
+            access.record_served(meta.actor.name, customer_id, interaction_id)
         hooks.changed(row, new_events)
     return InteractionResult(row, positions, created)
 
@@ -101,8 +111,18 @@ def _command(interaction_id: uuid.UUID, decide: Callable, *, meta: Metadata, fac
             state = domain.evolve(state, event)
         row.take(state)
         row.save(update_fields=["status", "queue", "agent_id", "version", "updated_at"])
+        _record_handled(row, new_events)
         hooks.changed(row, new_events)
+        metrics.offer_outcomes(row, new_events)  # offers accepted, declined, timed out (after commit)
     return InteractionResult(row, positions)
+
+
+def _record_handled(row: Interaction, new_events: list) -> None:
+    # Who accepted it, kept for good in the same transaction: an agent reads the contacts and customers they
+    # have served after a transfer or wrap-up has moved the row on (contactcenter.access).
+    for event in new_events:
+        if isinstance(event, InteractionAccepted):
+            access.record_served(event.agent_id, row.customer_id, row.id)
 
 
 def interaction_queue(*, interaction_id, queue: str, meta) -> InteractionResult:
@@ -333,6 +353,7 @@ def _commit(row: Interaction, new_events: list, *, is_new: bool, meta: Metadata,
                         "version = %s, updated_at = %s WHERE id = %s",
                         [row.status, row.queue, row.agent_id, row.version, row.updated_at, row.id])
     hooks.changed(row, new_events)
+    metrics.offer_outcomes(row, new_events)  # a call answered or refused at the provider counts too
     return positions
 
 
@@ -474,7 +495,8 @@ def _intake_conversation(channel: str, default_key):
 def _social_key(data: dict, ident: Identity | None) -> str | None:
     # Direct messages with one person are one conversation; each public
     # mention is its own unless the provider names its thread.
-    return f"dm:{ident.key}" if data["kind"] == "dm" and ident else None
+    # Keyed by a keyed hash of the handle, never the handle itself (docs/PRIVACY.md).
+    return f"dm:{customer_services.identity_hash(ident)}" if data["kind"] == "dm" and ident else None
 
 
 def _intake_email(*, provider: str, data: dict, ident: Identity | None, meta: Metadata):
@@ -503,7 +525,9 @@ def _intake_email(*, provider: str, data: dict, ident: Identity | None, meta: Me
 _INTAKE = {
     "voice": _intake_voice,
     "chat": _intake_conversation("chat", lambda data, ident: None),
-    "sms": _intake_conversation("sms", lambda data, ident: f"sms:{ident.value}" if ident else None),
+    # One thread per number, keyed by a keyed hash of it: the number itself is kept only encrypted (docs/PRIVACY.md).
+    "sms": _intake_conversation("sms", lambda data, ident: f"sms:{customer_services.identity_hash(ident)}" if ident
+                                else None),
     "social": _intake_conversation("social", _social_key),
     "email": _intake_email,
 }

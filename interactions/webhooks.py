@@ -6,7 +6,11 @@ before anything is parsed, so what is acted on is exactly what was signed.
 Signature: hex HMAC-SHA256, keyed with the provider's secret, of
 `X-Timestamp + "." + raw body`; `X-Timestamp` is unix seconds and must be
 within WEBHOOK_TIMESTAMP_TOLERANCE seconds (default 300) of our clock, so a
-captured request cannot be replayed later. Secrets come from the setting
+captured request cannot be replayed later. A replay inside that window is
+made harmless by the services, not here: each delivery carries its own key
+(`provider_message_id`, claimed once in ProviderMessage; a survey answer
+counts once), so the copy answers 200 with the original result and changes
+nothing (docs/WEBHOOKS.md, "Replays"). Secrets come from the setting
 WEBHOOK_SECRETS (a dict provider -> secret) or, when it is not set, from the
 environment variable WEBHOOK_SECRETS, formatted `provider=secret,provider2=secret2`.
 """
@@ -15,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import os
 import time
 from html.parser import HTMLParser
@@ -73,6 +76,7 @@ def secrets() -> dict[str, str]:
 
 
 def tolerance() -> int:
+    """Seconds a signed request stays valid either side of our clock (the setting WEBHOOK_TIMESTAMP_TOLERANCE)."""
     value = getattr(settings, "WEBHOOK_TIMESTAMP_TOLERANCE", None)
     if value is None:
         value = os.environ.get("WEBHOOK_TIMESTAMP_TOLERANCE", DEFAULT_TOLERANCE)
@@ -96,15 +100,17 @@ def verify(*, secret: str, timestamp: str | None, signature: str | None, body: b
     """Raise SignatureRejected unless `signature` signs `timestamp.body` and the timestamp is fresh."""
     if not timestamp or not signature:
         raise SignatureRejected("missing X-Signature or X-Timestamp header")
-    try:
-        sent = int(timestamp)
-    except ValueError:
-        raise SignatureRejected("X-Timestamp must be unix seconds") from None
+    # Plain ASCII digits only: int() would also take "1_700_000_000", " +17…" or other scripts' digits.
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
+        raise SignatureRejected("X-Timestamp must be unix seconds")
     now = time.time() if now is None else now
-    if abs(now - sent) > tolerance():
-        raise SignatureRejected(f"X-Timestamp is more than {tolerance()} seconds away from our clock")
-    # compare_digest: constant time, so the comparison leaks nothing of the expected value.
-    if not hmac.compare_digest(sign(secret, timestamp, body), signature.strip().lower()):
+    window = tolerance()
+    if abs(now - int(timestamp)) > window:  # too old (a replay) or too far ahead (signed to be replayed later)
+        raise SignatureRejected(f"X-Timestamp is more than {window} seconds away from our clock")
+    # compare_digest: constant time, so the comparison leaks nothing of the expected value. Compared as bytes:
+    # on str it refuses non-ASCII (a header of "é" would be a 500, not a 401).
+    given = signature.strip().lower().encode("utf-8", "replace")
+    if not hmac.compare_digest(sign(secret, timestamp, body).encode(), given):
         raise SignatureRejected("the signature does not match")
 
 
@@ -112,6 +118,7 @@ def signed_payload(request, provider: str) -> dict:
     """The JSON object a provider sent, once its signature checks out: the body's announced and real size
     (413 over MAX_BYTES), then the signature over the raw bytes, and only then parsing (400 naming `payload`).
     What is verified is what is parsed."""
+    from contactcenter.parsers import safe_json_loads
     from interactions.domain import InvalidValue
 
     secret = secret_for(provider)
@@ -124,7 +131,7 @@ def signed_payload(request, provider: str) -> dict:
     verify(secret=secret, timestamp=request.META.get(TIMESTAMP_HEADER), signature=request.META.get(SIGNATURE_HEADER),
            body=raw)
     try:
-        payload = json.loads(raw)
+        payload = safe_json_loads(raw)  # bounded: nesting depth and NUL characters refused (a 400 naming where)
     except (UnicodeDecodeError, ValueError) as exc:
         raise InvalidValue("payload", f"the body is not JSON: {exc}") from None
     if not isinstance(payload, dict):

@@ -114,12 +114,17 @@ def buckets(unit: str, start: dt.datetime, end: dt.datetime, tz: str) -> tuple[l
     return edges, labels
 
 
-def report(metric: str, group_by: list[str], start: dt.datetime, end: dt.datetime, tz: str = "UTC") -> list[dict]:
-    """One row per group: the value, its numerator and denominator (or total seconds and count)."""
+def report(metric: str, group_by: list[str], start: dt.datetime, end: dt.datetime, tz: str = "UTC", *,
+           scope: tuple[list[str], list[str]] | None = None) -> list[dict]:
+    """One row per group: the value, its numerator and denominator (or total seconds and count).
+
+    `scope`: (agents, queues) a team supervisor sees: only the contacts handled by those agents or in those
+    queues count (None: every contact, for admins).
+    """
     m = metrics()[metric]
     if metric == "occupancy":
-        return _occupancy(group_by, start, end, tz)
-    sql, params = report_sql(metric, group_by, start, end, tz)
+        return _occupancy(group_by, start, end, tz, scope=scope)
+    sql, params = report_sql(metric, group_by, start, end, tz, scope=scope)
     with transaction.atomic(), raw_cursor() as cur:
         # Grouping a quarter's facts by agent and day hashes tens of thousands of groups: in memory, not on disk.
         cur.execute("SELECT set_config('work_mem', %s, true)", [settings.KPI_REPORT_WORK_MEM])
@@ -143,13 +148,17 @@ def report(metric: str, group_by: list[str], start: dt.datetime, end: dt.datetim
             for r in rows]
 
 
-def report_sql(metric: str, group_by: list[str], start: dt.datetime, end: dt.datetime, tz: str = "UTC"
-               ) -> tuple[str, dict]:
+def report_sql(metric: str, group_by: list[str], start: dt.datetime, end: dt.datetime, tz: str = "UTC", *,
+               scope: tuple[list[str], list[str]] | None = None) -> tuple[str, dict]:
     """The one query behind a report of a fact-based metric (make bench-kpis times it bare). An hour, day or
     week group comes back as its bucket's number (1, 2, ...): `params[group + "_labels"][number - 1]` names it.
     The buckets are computed here (`buckets`), so PostgreSQL only compares each row's moment with their edges."""
     m = metrics()[metric]
     params: dict = {"start": start, "end": end}
+    scoped = ""
+    if scope is not None:
+        params["scope_agents"], params["scope_queues"] = list(scope[0]), list(scope[1])
+        scoped = f"AND (({m.agent}) = ANY(%(scope_agents)s) OR f.queue = ANY(%(scope_queues)s))"
     keys = []
     for g in group_by:
         if g == "agent":
@@ -176,13 +185,14 @@ def report_sql(metric: str, group_by: list[str], start: dt.datetime, end: dt.dat
     sql = f"""
         SELECT {', '.join(select + [measure])}
         FROM quality_interactionfact f {team_join}
-        WHERE ({m.denominator}) AND ({m.at}) >= %(start)s AND ({m.at}) < %(end)s
+        WHERE ({m.denominator}) AND ({m.at}) >= %(start)s AND ({m.at}) < %(end)s {scoped}
         {('GROUP BY ' + numbers) if keys else ''}
         {('ORDER BY ' + numbers) if keys else ''}"""
     return sql, params
 
 
-def _occupancy(group_by: list[str], start: dt.datetime, end: dt.datetime, tz: str) -> list[dict]:
+def _occupancy(group_by: list[str], start: dt.datetime, end: dt.datetime, tz: str, *,
+               scope: tuple[list[str], list[str]] | None = None) -> list[dict]:
     """Per agent (and team, and time bucket): handled seconds over staffed seconds, presence stretches cut at the
     window's and the buckets' edges."""
     wrong = [g for g in group_by if g in ("queue", "channel")]
@@ -192,6 +202,10 @@ def _occupancy(group_by: list[str], start: dt.datetime, end: dt.datetime, tz: st
     if len(times) > 1:
         raise Ungroupable("occupancy takes one of hour, day, week")
     params: dict = {"start": start, "end": end, "staffed": list(STAFFED)}
+    scoped = ""
+    if scope is not None:  # an agent's figure: a team supervisor sees their agents'
+        params["scope_agents"] = list(scope[0])
+        scoped = "AND i.agent_id = ANY(%(scope_agents)s)"
     if times:
         edges, labels = buckets(times[0], start, end, tz)
         params.update(lo=edges[:-1], hi=edges[1:])
@@ -208,7 +222,7 @@ def _occupancy(group_by: list[str], start: dt.datetime, end: dt.datetime, tz: st
                    ))) AS seconds
             FROM quality_presenceinterval i JOIN buckets b
               ON i.started_at < least(b.bend, %(end)s) AND coalesce(i.ended_at, now()) > greatest(b.bstart, %(start)s)
-            WHERE i.presence = ANY(%(staffed)s)
+            WHERE i.presence = ANY(%(staffed)s) {scoped}
             GROUP BY 1, 2),
         handled AS (
             SELECT f.agent_id, b.label, sum(f.talk_seconds + f.hold_seconds + f.acw_seconds) AS seconds

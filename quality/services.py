@@ -94,7 +94,8 @@ def survey_answer(*, survey_id: uuid.UUID, csat: int | None = None, nps: int | N
                 return survey, True
             raise AlreadyAnswered("this survey was answered already; an answer counts once")
         _check(survey.kind, csat, nps)
-        answered = SurveyAnswered(interaction_id=survey.interaction_id, csat=csat, nps=nps, comment=comment, via=via)
+        answered = SurveyAnswered(interaction_id=survey.interaction_id, csat=csat, nps=nps,
+                                  comment=idomain.masked(comment), via=via)  # card numbers never stored
         store.append(stream_type="survey", stream_id=survey.id, customer_id=survey.customer_id, events=[answered],
                      expected_version=survey.version, meta=meta)
         survey.csat, survey.nps, survey.answered_at = csat, nps, timezone.now()
@@ -204,6 +205,7 @@ def evaluation_dispute(*, evaluation_id: uuid.UUID, agent_id: str, reason: str, 
     """The agent disputes their evaluation. Emits quality.EvaluationDisputed."""
     if not reason.strip():
         raise idomain.InvalidValue("reason", "say why you dispute it")
+    reason = idomain.masked(reason)  # free text: card numbers and security codes masked, as everywhere
     return _change(evaluation_id, (Evaluation.SUBMITTED,), "dispute",
                    EvaluationDisputed(agent_id=agent_id, reason=reason), meta, status=Evaluation.DISPUTED,
                    dispute_reason=reason)
@@ -216,6 +218,7 @@ def evaluation_resolve(*, evaluation_id: uuid.UUID, resolved_by: str, outcome: s
     if outcome not in ("upheld", "rescored"):
         raise idomain.InvalidValue("outcome", "outcome is upheld or rescored")
     ev = Evaluation.objects.get(id=evaluation_id)
+    note = idomain.masked(note)  # free text: card numbers and security codes masked, as everywhere
     fields: dict = {"status": Evaluation.RESOLVED, "resolution": f"{outcome}: {note}".strip()}
     result = None
     if outcome == "rescored":

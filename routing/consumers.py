@@ -1,42 +1,39 @@
 """WebSockets of routing: the agent desk's socket and the supervisors' wallboard.
 
-Authenticate with ?token=<API token> (or the admin session); anonymous
-connections are closed with 4401, users who may not listen with 4403.
-Messages are hints: on (re)connect, read the REST resources they name.
+Open with a ticket (POST /api/v1/ws-tickets/, then ?ticket=<ticket>); without a valid one the socket is
+closed with 4401, users who may not listen with 4403. The first message is the welcome (each stream's
+current `seq` and the REST reads that resync it); every push carries `stream` and `seq`, and a gap means
+"read the REST resources again" (README, "Real-time contract"). Messages are hints, REST is the truth.
 """
 
-from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from urllib.parse import quote
 
+from channels.db import database_sync_to_async
+
+from contactcenter import metrics
+from contactcenter.realtime import StreamConsumer, ordering
 from routing.realtime import WALLBOARD, agent_group, offer_context, queue_live
 from routing.selectors import is_supervisor
 
 
-class _Consumer(AsyncJsonWebsocketConsumer):
+class _Consumer(StreamConsumer):
     group: str | None = None
 
     async def connect(self):
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
-            await self.close(code=4401)
-            return
+        if await self.open_streams():
+            metrics.socket_opened(self)  # cc_websocket_connections (docs/OPERATIONS.md)
+
+    async def streams_for(self, user):
         self.group = await database_sync_to_async(self.group_for)(user)
-        if self.group is None:
-            await self.close(code=4403)
-            return
-        await self.channel_layer.group_add(self.group, self.channel_name)
-        await self.accept()
+        return [self.group] if self.group else None
 
     def group_for(self, user) -> str | None:
         """The group this user may listen to, or None (closed with 4403). Each socket says; by default, none."""
         return None
 
     async def disconnect(self, code):
-        if self.group:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
-
-    async def forward(self, message):
-        await self.send_json(message)
+        metrics.socket_closed(self, code)
+        await self.close_streams()
 
 
 class AgentConsumer(_Consumer):
@@ -51,6 +48,11 @@ class AgentConsumer(_Consumer):
     {"type": "followups.overdue", "followup_id", "customer_id", "agent_id", "due_at", "overdue_seconds"} (one of
     the agent's follow-up tasks is past its due time).
     """
+
+    def resync_for(self):
+        me = quote(self.scope["user"].get_username())
+        return ["/api/v1/agents/me/", f"/api/v1/interactions/?agent_id={me}&status=offered",
+                f"/api/v1/promises/?agent_id={me}"]
 
     def group_for(self, user):
         from routing.models import Agent
@@ -89,10 +91,14 @@ class WallboardConsumer(_Consumer):
             return WALLBOARD
         return None
 
+    def resync_for(self):
+        return ["/api/v1/queues/", "/api/v1/queues/{name}/stats/", "/api/v1/agents/"]
+
     async def routing_queue(self, message):
         # The worker only names the queue; its state is read here, for a wallboard that is listening.
-        # (A burst of hints beyond the channel layer's per-socket capacity is dropped: they are hints.)
-        await self.send_json({"type": "routing.queue", **await database_sync_to_async(queue_live)(message["queue"])})
+        # (A burst of hints beyond the channel layer's per-socket capacity is dropped: the seq gap tells.)
+        live = await database_sync_to_async(queue_live)(message["queue"])
+        await self.send_json({"type": "routing.queue", **live, **ordering(message)})
 
     routing_agent = routing_alarm = intelligence_flag = authority_approval = _Consumer.forward
     followups_escalation = followups_escalation_breached = followups_overdue = _Consumer.forward

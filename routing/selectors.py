@@ -112,14 +112,22 @@ def _today(queue: str, since: dt.datetime, target_seconds: int) -> tuple[int, in
 
 
 def is_supervisor(user) -> bool:
-    """Staff, or a supervisor of some team: who sees the wallboard, the reports and every evaluation."""
-    return user.is_staff or user.supervised_teams.exists()
+    """An admin, a supervisor of some team, or a holder of `contactcenter.supervise` (contactcenter.access)."""
+    from contactcenter import access
+
+    return access.is_supervisor(user)
 
 
 def may_follow(user, interaction_id) -> bool:
-    """The interaction exists and `user` is the agent handling it or a supervisor: who reads its mood and script
-    (anyone else gets 404, so existence does not leak)."""
+    """The interaction exists and `user` is the agent handling it, a supervisor whose scope it is in, or compliance:
+    who reads its mood and script (anyone else gets 404, so existence does not leak)."""
+    from contactcenter import access
     from interactions.models import Interaction
 
     row = Interaction.objects.filter(id=interaction_id).values("agent_id").first()
-    return row is not None and (row["agent_id"] == user.get_username() or is_supervisor(user))
+    if row is None:
+        return False
+    if row["agent_id"] == user.get_username():
+        return True
+    return (access.is_supervisor(user) or access.is_compliance(user)) and access.may_see_interaction(
+        user, interaction_id)

@@ -28,6 +28,7 @@ from django.db import connection, transaction
 from django.db.models import Count, F, Min
 from django.utils import timezone
 
+from contactcenter import logs, metrics
 from contactcenter.realtime import notify
 from events import store
 from events.db import raw_cursor
@@ -402,6 +403,7 @@ class _Agent:
                                 voice_with_others=b.voice_with_others, idle_since=self.idle_since)
 
 
+@metrics.timed_dispatch  # cc_routing_dispatch_duration_seconds, cc_routing_offers_total
 def dispatch(*, interaction_ids: list[uuid.UUID] | None = None, agent_ids: list[str] | None = None,
              now: dt.datetime | None = None, limit: int | None = None) -> Dispatch:
     """Route waiting work to available agents: one pass, one transaction, many offers.
@@ -830,6 +832,7 @@ def _offer_all(offers: list, queues: dict[str, _Queue], pks: dict[str, int], *, 
         "channel": work.channel, "queue": work.queue, "priority": work.priority, "expires_at": at.isoformat()})
         for (work, decision), at in zip(offers, expiries, strict=True)]
     realtime.push_after_commit(lambda: messages)
+    logs.log_offers([(w.interaction_id, pks[d.agent_id], w.queue) for w, d in offers])  # after the push
 
 
 def work_route(*, interaction_id: uuid.UUID, now: dt.datetime | None = None) -> domain.Decision | None:

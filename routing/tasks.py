@@ -9,7 +9,12 @@ import uuid
 
 from celery import shared_task
 
+from contactcenter.celery_fixes import survive_broker_restarts
 from routing import services
+
+# Every worker imports this module (autodiscovery): the routing worker must outlive a Redis restart, for the
+# sweep below to re-queue from PostgreSQL what Redis forgot (contactcenter/celery_fixes.py).
+survive_broker_restarts()
 
 ROUTING = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": True}
 

@@ -119,7 +119,12 @@ def read_topic(topic: str, bootstrap: list[str], expected: int, timeout: float =
 
 @pytest.fixture
 def user(db):
-    return get_user_model().objects.create_user(username="agent1", password="pw-agent1")
+    """An agent (the `agent` role): sees the interactions and customers they serve (contactcenter.access)."""
+    from django.contrib.auth.models import Group
+
+    agent = get_user_model().objects.create_user(username="agent1", password="pw-agent1")
+    agent.groups.add(Group.objects.get_or_create(name="agent")[0])
+    return agent
 
 
 @pytest.fixture

@@ -73,9 +73,19 @@ def test_openapi_schema_and_offline_swagger_ui(staff):
     assert asset.status_code == 200
 
 
-async def _ws_connect(path):
+async def _ws_connect(path, user=None):
+    """A socket with a fresh ticket of `user` (none without); its welcome is read here."""
+    from asgiref.sync import sync_to_async
+
+    from contactcenter.tickets import ticket_issue
+
+    if user is not None:
+        ticket = await sync_to_async(lambda: ticket_issue(user)[0])()
+        path += f"?ticket={ticket}"
     communicator = WebsocketCommunicator(application, path, headers=[(b"host", b"localhost"), (b"origin", b"http://localhost")])
     connected, code = await communicator.connect()
+    if connected:
+        assert (await communicator.receive_json_from(timeout=5))["type"] == "welcome"
     return communicator, connected, code
 
 
@@ -92,17 +102,16 @@ def test_websocket_refuses_a_connection_without_a_token():
     assert not connected and code == 4401
 
 
-def test_websocket_with_a_token_receives_timeline_pushes(user):
+def test_websocket_with_a_ticket_receives_timeline_pushes(user):
     from asgiref.sync import async_to_sync
 
     from customers.realtime import notify_timeline
     from events.store import Envelope
 
-    token = Token.objects.create(user=user)
     customer = "00000000-0000-0000-0000-000000000002"
 
     async def scenario():
-        communicator, connected, _ = await _ws_connect(f"/ws/customers/{customer}/timeline/?token={token.key}")
+        communicator, connected, _ = await _ws_connect(f"/ws/customers/{customer}/timeline/", user)
         assert connected
         from asgiref.sync import sync_to_async
 
@@ -129,13 +138,12 @@ def test_a_merged_customers_events_are_pushed_to_the_targets_timeline(user):
 
     import datetime as dt
 
-    token = Token.objects.create(user=user)
     source, target = uuid.uuid4(), uuid.uuid4()
     TimelineMerge.objects.create(source_id=source, target_id=target)
 
     async def scenario():
-        on_target, connected, _ = await _ws_connect(f"/ws/customers/{target}/timeline/?token={token.key}")
-        on_source, connected_too, _ = await _ws_connect(f"/ws/customers/{source}/timeline/?token={token.key}")
+        on_target, connected, _ = await _ws_connect(f"/ws/customers/{target}/timeline/", user)
+        on_source, connected_too, _ = await _ws_connect(f"/ws/customers/{source}/timeline/", user)
         assert connected and connected_too
         env = Envelope(9, uuid.uuid4(), "interactions.MessageRecorded", 2, "interaction", uuid.uuid4(), 3,
                        source, dt.datetime.now(dt.UTC), dt.datetime.now(dt.UTC), None, None, {}, "chat", {})

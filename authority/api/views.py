@@ -1,15 +1,15 @@
 """Actions for a customer within the agent's authority, and supervisors' approvals above it."""
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from authority import services
 from authority.api import serializers as s
 from authority.models import Action
+from contactcenter import access
 from contactcenter.api import ErrorSerializer, command_meta, valid
-from routing.selectors import is_supervisor
 
 
 class InteractionActions(APIView):
@@ -29,10 +29,8 @@ class InteractionActions(APIView):
 class ApprovalList(APIView):
     @extend_schema(responses={200: s.ActionOutput(many=True)})
     def get(self, request):
-        """Actions waiting for approval, oldest first: all of them for supervisors, your own for agents."""
-        pending = Action.objects.filter(status=Action.PENDING).order_by("created_at")
-        if not is_supervisor(request.user):
-            pending = pending.filter(agent_id=request.user.get_username())
+        """Actions waiting for approval, oldest first: a supervisor's teams' (an admin's: all), an agent's own."""
+        pending = access.by_agent(request.user, Action.objects.filter(status=Action.PENDING).order_by("created_at"))
         return Response(s.ActionOutput(pending[:500], many=True).data)
 
 
@@ -42,10 +40,11 @@ class _Decide(APIView):
     @extend_schema(request=s.DecisionInput, responses={200: s.ActionOutput, 403: ErrorSerializer,
                                                        404: ErrorSerializer, 409: ErrorSerializer})
     def post(self, request, action_id):
-        if not is_supervisor(request.user):
+        if not access.is_supervisor(request.user):
             raise PermissionDenied("only a supervisor approves or rejects")
-        if not Action.objects.filter(id=action_id).exists():
-            raise NotFound("no such action")
+        action = Action.objects.filter(id=action_id).first()
+        if action is None or not access.agent_in_scope(request.user, action.agent_id):
+            access.deny(request, action=f"{request.method} {request.path}", object_type="action", object_id=action_id)
         data = valid(s.DecisionInput, request.data)
         action = services.approval_decide(action_id=action_id, approved=self.approved,
                                           by=request.user.get_username(), meta=command_meta(request), **data)

@@ -4,11 +4,13 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.pagination import CursorPagination
-from rest_framework.permissions import IsAdminUser
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
+from contactcenter import access
+from contactcenter.access import IsAdmin
 from contactcenter.api import ErrorSerializer, command_meta, valid
+from contactcenter.pagination import CappedCursorPagination
 from customers import selectors, services
 from customers.api.serializers import (
     ChangeCustomerInput,
@@ -27,17 +29,15 @@ from customers.models import Customer
 CONFLICT = OpenApiResponse(ErrorSerializer, description="stale expected_version, or the customer was erased or merged")
 
 
-class DirectoryPagination(CursorPagination):
+class DirectoryPagination(CappedCursorPagination):
     ordering = ("-registered_at", "customer_id")
 
 
-class TimelinePagination(CursorPagination):
+class TimelinePagination(CappedCursorPagination):
     # Occurred time, not arrival: events of different channels arrive out of
     # order. The position breaks ties, so the order (and the cursor) is stable.
     ordering = ("occurred_at", "position")
-    page_size = 100
-    page_size_query_param = "page_size"
-    max_page_size = 1000
+    page_size = 100  # ?page_size= up to API_MAX_PAGE_SIZE
 
 
 class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -52,10 +52,14 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     lookup_value_converter = "uuid"
 
     def get_queryset(self):
-        return selectors.customer_list()
+        customers = selectors.customer_list()
+        visible = access.customers_visible_ids(self.request.user)  # agents: those they serve or have served
+        return customers if visible is None else customers.filter(customer_id__in=visible)
 
-    @extend_schema(request=RegisterCustomerInput, responses={201: CommandOutput})
+    @extend_schema(request=RegisterCustomerInput, responses={201: CommandOutput, 403: ErrorSerializer})
     def create(self, request):
+        if not access.may_command(request.user):
+            raise PermissionDenied("your role reads customers; it does not register them")
         data = valid(RegisterCustomerInput, request.data)
         result = services.customer_register(meta=command_meta(request), **data)
         return Response(CommandOutput(result).data, status=status.HTTP_201_CREATED)
@@ -67,7 +71,7 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         return Response(CommandOutput(result).data)
 
     @extend_schema(request=EraseCustomerInput, responses={200: CommandOutput})
-    @action(detail=True, methods=["post"], permission_classes=[IsAdminUser])
+    @action(detail=True, methods=["post"], permission_classes=[IsAdmin])
     def erase(self, request, customer_id=None):
         """Erase the customer's personal data everywhere (staff only). Idempotent."""
         data = valid(EraseCustomerInput, request.data)
@@ -75,7 +79,7 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         return Response(CommandOutput(result).data)
 
     @extend_schema(request=MergeCustomerInput, responses={200: CommandOutput, 409: CONFLICT})
-    @action(detail=True, methods=["post"], permission_classes=[IsAdminUser])
+    @action(detail=True, methods=["post"], permission_classes=[IsAdmin])
     def merge(self, request, customer_id=None):
         """Merge a duplicate (`source_id`) into this customer (staff only); the source becomes read-only."""
         data = valid(MergeCustomerInput, request.data)
@@ -92,6 +96,10 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         customer_id = self._customer_id(customer_id)
         query = valid(TimelineQuery, request.query_params)
         page = selectors.timeline_open(self.paginate_queryset(selectors.timeline_list(customer_id, **query)))
+        for entry in page:
+            if entry.event_type == "interactions.RecordingAttached":  # who read a recording reference is on record
+                access.audit(request, outcome="read", action="customers.timeline", object_type="recording",
+                             object_id=entry.stream_id)
         return self.get_paginated_response([timeline_json(entry) for entry in page])
 
     @extend_schema(responses={200: CustomerContextOutput})

@@ -4,10 +4,10 @@ import uuid
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
-from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from contactcenter.access import IsAdmin
 from contactcenter.api import valid
 from events import store
 
@@ -41,7 +41,7 @@ class ReadAllInput(serializers.Serializer):
 
 
 class EventListView(APIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [IsAdmin]
 
     @extend_schema(
         parameters=[OpenApiParameter("after", int, description="position to read after"),
@@ -57,7 +57,7 @@ class EventListView(APIView):
 
 
 class StreamView(APIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [IsAdmin]
 
     @extend_schema(responses={200: EnvelopeOutput(many=True)})
     def get(self, request, stream_id: uuid.UUID):

@@ -2,31 +2,42 @@
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from contactcenter import access
 from contactcenter.api import ErrorSerializer, command_meta, valid
 from followups import services
 from followups.api import serializers as s
 from followups.models import Callback, Escalation, FollowUp
 from followups.selectors import open_promises
-from routing.selectors import is_supervisor
 
 
-def _agent_scope(request) -> str | None:
-    """The agent whose promises to list: yourself, or for supervisors `agent_id` if given (else everyone's)."""
-    if not is_supervisor(request.user):
-        return request.user.get_username()
-    return request.query_params.get("agent_id") or None
+def _agent_scope(request) -> list[str] | None:
+    """The agents whose promises to list: `agent_id` if given and in your scope, else everyone in your scope
+    (yourself; a supervisor's teams; None: everyone, for admins and compliance)."""
+    scope = access.agent_scope(request.user)
+    wanted = request.query_params.get("agent_id")
+    if wanted:
+        return [wanted] if scope is None or wanted in scope else []
+    return scope
+
+
+def _in_scope(request, record, kind: str):
+    """`record` if it exists and its agent is in the caller's scope; else 404 (on record), as if it did not."""
+    if record is None or not access.agent_in_scope(request.user, record.agent_id):
+        access.deny(request, action=f"{request.method} {request.path}", object_type=kind,
+                    object_id=getattr(record, "id", "") or request.parser_context["kwargs"].get(f"{kind}_id", ""))
+    return record
 
 
 def _listed(request, records, *, open_statuses: tuple[str, ...]):
     """The first 500 `records` in the caller's agent scope, of `?customer_id=`, and of `?status=` (open by default,
     one status, or all)."""
-    agent_id = _agent_scope(request)
-    if agent_id:
-        records = records.filter(agent_id=agent_id)
+    agents = _agent_scope(request)
+    if agents is not None:
+        records = records.filter(agent_id__in=agents)
     if request.query_params.get("customer_id"):
         records = records.filter(customer_id=valid(_CustomerFilter, request.query_params)["customer_id"])
     wanted = request.query_params.get("status", "open")
@@ -53,6 +64,7 @@ class CallbackList(APIView):
         """Promise a callback (the customer asked for one, or you promised to come back). It is yours: when it
         falls due it is routed to you if you are free and qualified, else to the queue."""
         data = valid(s.CallbackInput, request.data)
+        access.require_named(request, data)
         callback = services.callback_schedule(meta=command_meta(request), agent_id=request.user.get_username(),
                                               **data)
         return Response(s.CallbackOutput(callback).data, status=201)
@@ -63,11 +75,7 @@ class CallbackCancel(APIView):
                                                      404: ErrorSerializer, 409: ErrorSerializer})
     def post(self, request, callback_id):
         """Cancel an open callback (yours, or any for supervisors), with the reason."""
-        callback = Callback.objects.filter(id=callback_id).first()
-        if callback is None:
-            raise NotFound("no such callback")
-        if not is_supervisor(request.user) and callback.agent_id != request.user.get_username():
-            raise PermissionDenied("only its agent or a supervisor cancels a callback")
+        _in_scope(request, Callback.objects.filter(id=callback_id).first(), "callback")
         data = valid(s.CancelInput, request.data)
         return Response(s.CallbackOutput(services.callback_cancel(callback_id=callback_id, meta=command_meta(request),
                                                                   **data)).data)
@@ -95,9 +103,7 @@ class EscalationList(APIView):
                    responses={200: s.EscalationOutput(many=True)})
     def get(self, request):
         """Escalations, soonest due first: supervisors see all, agents the ones they raised."""
-        escalations = Escalation.objects.order_by("respond_by")
-        if not is_supervisor(request.user):
-            escalations = escalations.filter(agent_id=request.user.get_username())
+        escalations = access.by_agent(request.user, Escalation.objects.order_by("respond_by"))
         wanted = request.query_params.get("status", "open")
         if wanted != "all":
             escalations = escalations.filter(status=wanted)
@@ -109,10 +115,9 @@ class EscalationAccept(APIView):
                                             409: ErrorSerializer})
     def post(self, request, escalation_id):
         """A supervisor takes the escalation up: its clock stops."""
-        if not is_supervisor(request.user):
+        if not access.is_supervisor(request.user):
             raise PermissionDenied("supervisors take escalations up")
-        if not Escalation.objects.filter(id=escalation_id).exists():
-            raise NotFound("no such escalation")
+        _in_scope(request, Escalation.objects.filter(id=escalation_id).first(), "escalation")
         escalation = services.escalation_accept(escalation_id=escalation_id, by=request.user.get_username(),
                                                 meta=command_meta(request))
         return Response(s.EscalationOutput(escalation).data)
@@ -135,9 +140,11 @@ class FollowUpList(APIView):
         """Promise a follow-up task with a due time (for the customer of a contact, or a customer). It is yours
         unless a supervisor assigns it; past its due time it is flagged overdue and the supervisors alerted."""
         data = valid(s.FollowUpInput, request.data)
+        access.require_named(request, data)
         owner = data.pop("agent_id", None) or request.user.get_username()
-        if owner != request.user.get_username() and not is_supervisor(request.user):
-            raise PermissionDenied("only a supervisor assigns a follow-up to someone else")
+        if owner != request.user.get_username() and not (access.is_supervisor(request.user)
+                                                          and access.agent_in_scope(request.user, owner)):
+            raise PermissionDenied("only a supervisor assigns a follow-up to someone else (of their teams)")
         task = services.followup_create(agent_id=owner, meta=command_meta(request), **data)
         return Response(s.FollowUpOutput(task).data, status=201)
 
@@ -148,9 +155,7 @@ class _FollowUpClose(APIView):
     @extend_schema(request=s.FollowUpCloseInput, responses={200: s.FollowUpOutput, 400: ErrorSerializer,
                                                             404: ErrorSerializer, 409: ErrorSerializer})
     def post(self, request, followup_id):
-        task = FollowUp.objects.filter(id=followup_id).first()
-        if task is None or (task.agent_id != request.user.get_username() and not is_supervisor(request.user)):
-            raise NotFound("no such follow-up")  # someone else's: existence does not leak
+        _in_scope(request, FollowUp.objects.filter(id=followup_id).first(), "followup")  # existence does not leak
         data = valid(s.FollowUpCloseInput, request.data)
         task = services.followup_close(followup_id=followup_id, by=request.user.get_username(), done=self.done,
                                        meta=command_meta(request), **data)
@@ -180,6 +185,6 @@ class PromiseList(APIView):
         customer_id = None
         if request.query_params.get("customer_id"):
             customer_id = valid(_CustomerFilter, request.query_params)["customer_id"]
-        items = open_promises(agent_id=_agent_scope(request),
+        items = open_promises(agent_ids=_agent_scope(request),
                               customer_ids=[customer_id] if customer_id else None)
         return Response(s.PromiseOutput(items, many=True).data)

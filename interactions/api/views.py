@@ -14,12 +14,14 @@ from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.pagination import CursorPagination
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from contactcenter import access
 from contactcenter.api import CORRELATION_HEADER, ErrorSerializer, command_meta, valid
+from contactcenter.pagination import CappedCursorPagination
 from customers.identity import InvalidIdentity
 from customers.identity import identity as make_identity
 from events.store import Actor, Metadata, uuid7
@@ -30,7 +32,7 @@ from interactions.models import Interaction
 REFUSED = OpenApiResponse(ErrorSerializer, description="not allowed in the interaction's current state")
 
 
-class NewestFirst(CursorPagination):
+class NewestFirst(CappedCursorPagination):
     ordering = ("-created_at", "-id")
 
 
@@ -43,8 +45,10 @@ class InteractionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
     queryset = Interaction.objects.all()
     lookup_value_converter = "uuid"
 
+    scope_kwargs = {"pk": "interaction"}  # contactcenter.access.InScope: 404 outside the caller's scope
+
     def get_queryset(self):
-        qs = Interaction.objects.all()
+        qs = access.interactions_visible(self.request.user)
         for name in ("customer_id", "case_id", "channel", "status", "queue", "agent_id"):
             if self.request.query_params.get(name):
                 qs = qs.filter(**{name: self.request.query_params[name]})
@@ -59,6 +63,8 @@ class InteractionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
     @extend_schema(request=s.CreateInteractionInput, responses={201: s.InteractionCommandOutput, 400: ErrorSerializer})
     def create(self, request):
         """Start an interaction for a customer id, or for whoever owns an identity (a new customer if none)."""
+        if not access.may_command(request.user):
+            raise PermissionDenied("your role reads interactions; it does not start them")
         data = valid(s.CreateInteractionInput, request.data)
         ident = data.pop("identity", None)
         if ident is not None:
@@ -80,8 +86,13 @@ class InteractionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
     @extend_schema(request=s.OfferInput, responses={200: s.InteractionCommandOutput, 409: REFUSED})
     @action(detail=True, methods=["post"])
     def offer(self, request, pk=None):
-        """Offer to an agent (routing does this; available here for manual assignment)."""
-        return self._run(request, pk, services.interaction_offer, s.OfferInput)
+        """Offer to an agent (routing does this). By hand: an agent takes work of their queues for themself; a
+        supervisor offers it to an agent of their teams."""
+        data = valid(s.OfferInput, request.data)
+        if data["agent_id"] != request.user.get_username() and not (
+                access.is_supervisor(request.user) and access.agent_in_scope(request.user, data["agent_id"])):
+            raise PermissionDenied("an agent takes work for themself; a supervisor offers it to their teams' agents")
+        return self._respond(services.interaction_offer(interaction_id=pk, meta=self._meta(request), **data))
 
     @extend_schema(request=None, responses={200: s.InteractionCommandOutput, 409: REFUSED})
     @action(detail=True, methods=["post"])
@@ -196,7 +207,7 @@ class WebhookView(APIView):
         if channel not in domain.CHANNELS:
             raise domain.InvalidValue("channel", f"unknown channel {channel!r}; known: {', '.join(domain.CHANNELS)}")
         payload = webhooks.signed_payload(request, provider)
-        data = valid(s.WEBHOOK_INPUTS[channel], payload)
+        data = valid(s.WEBHOOK_INPUTS[channel], payload, strict=False)
         ident = self._identity(data.pop("from", None))
         result = services.webhook_receive(channel=channel, provider=provider, data=data, ident=ident,
                                           meta=_meta(request, channel, provider))

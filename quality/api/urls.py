@@ -1,8 +1,19 @@
 from django.urls import path
 
-from quality.api.views import (CalibrationView, EvaluationAcknowledge, EvaluationDetailView, EvaluationDispute,
-                               EvaluationList, EvaluationResolve, KpiReportView, ReviewQueueView, ScorecardList, SurveyAnswerView,
-                               SurveyView, SurveyWebhookView)
+from quality.api.views import (
+                               CalibrationView,
+                               EvaluationAcknowledge,
+                               EvaluationDetailView,
+                               EvaluationDispute,
+                               EvaluationList,
+                               EvaluationResolve,
+                               KpiReportView,
+                               ReviewQueueView,
+                               ScorecardList,
+                               SurveyAnswerView,
+                               SurveyView,
+                               SurveyWebhookView,
+)
 
 urlpatterns = [
     path("reports/kpis/", KpiReportView.as_view(), name="report-kpis"),

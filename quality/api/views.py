@@ -12,6 +12,7 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from contactcenter import access
 from contactcenter.api import ErrorSerializer, command_meta, valid
 from events.store import Actor, Metadata
 from frameworks.selectors import run_view
@@ -47,6 +48,12 @@ def may_read_reports(user) -> bool:
     return is_supervisor(user)
 
 
+def _report_scope(user) -> tuple[list[str], list[str]] | None:
+    """A team supervisor's figures count their teams' agents and queues only; an admin's count everything."""
+    agents = access.agent_scope(user)
+    return None if agents is None else (agents, access.queues_in_scope(user) or [])
+
+
 class KpiReportView(APIView):
     renderer_classes = [JSONRenderer, CsvRenderer]
 
@@ -71,7 +78,8 @@ class KpiReportView(APIView):
         q = valid(s.KpiQuery, request.query_params)
         metric = kpis.metrics()[q["metric"]]
         try:
-            rows = kpis.report(q["metric"], q["group_by"], q["start"], q["to"], q["tz"])
+            rows = kpis.report(q["metric"], q["group_by"], q["start"], q["to"], q["tz"],
+                               scope=_report_scope(request.user))
         except kpis.Ungroupable as exc:
             raise ValidationError({"group_by": [str(exc)]}) from None
         return Response({"metric": metric.name, "kind": metric.kind, "definition": metric.definition,
@@ -92,7 +100,9 @@ class SurveyView(APIView):
         """A satisfaction survey: what was asked, of whom, and the answer. For staff and team supervisors."""
         if not may_read_reports(request.user):
             raise PermissionDenied("surveys are for supervisors")
-        return Response(s.SurveyOutput(_survey(survey_id)).data)
+        survey = _survey(survey_id)
+        access.require_named(request, {"interaction_id": survey.interaction_id})  # a contact of your teams
+        return Response(s.SurveyOutput(survey).data)
 
 
 class SurveyAnswerView(APIView):
@@ -103,7 +113,7 @@ class SurveyAnswerView(APIView):
     def post(self, request, survey_id):
         """Record the customer's answer (a survey page or IVR integration: staff, or the permission
         `quality.answer_survey`). It counts once: a different second answer is 409."""
-        if not (request.user.is_staff or request.user.has_perm("quality.answer_survey")):
+        if not (access.is_admin(request.user) or request.user.has_perm("quality.answer_survey")):
             raise PermissionDenied("only a survey integration records answers")
         _survey(survey_id)
         data = valid(s.SurveyAnswerInput, request.data)
@@ -127,7 +137,7 @@ class SurveyWebhookView(APIView):
         auth=[],
     )
     def post(self, request, provider: str):
-        data = valid(s.SurveyWebhookInput, webhooks.signed_payload(request, provider))
+        data = valid(s.SurveyWebhookInput, webhooks.signed_payload(request, provider), strict=False)
         if "interaction_id" in data:
             found = Survey.objects.filter(interaction_id=data.pop("interaction_id")).values_list("id", flat=True)
             if not found:
@@ -160,7 +170,7 @@ class ScorecardList(APIView):
                                                         403: ErrorSerializer})
     def post(self, request):
         """A new scorecard, or the next version of one (the earlier versions stop being offered). Staff only."""
-        if not request.user.is_staff:
+        if not access.is_admin(request.user):
             raise PermissionDenied("only staff edit scorecards")
         data = valid(s.ScorecardInput, request.data)
         card = services.scorecard_save(name=data["name"], form=data["form"])
@@ -168,14 +178,18 @@ class ScorecardList(APIView):
 
 
 def _visible(request):
+    """A reviewer sees their teams' agents' evaluations (an admin all); an agent their own."""
     qs = Evaluation.objects.select_related("scorecard")
-    return qs if is_reviewer(request.user) else qs.filter(agent_id=request.user.get_username())
+    if is_reviewer(request.user):
+        return access.by_agent(request.user, qs)
+    return qs.filter(agent_id=request.user.get_username())
 
 
 def _evaluation(request, evaluation_id) -> Evaluation:
     found = _visible(request).filter(id=evaluation_id).first()
-    if found is None:
-        raise NotFound("no such evaluation")  # also for someone else's: existence does not leak
+    if found is None:  # also for someone else's: existence does not leak
+        access.deny(request, action=f"{request.method} {request.path}", object_type="evaluation",
+                    object_id=evaluation_id)
     return found
 
 
@@ -214,6 +228,7 @@ class EvaluationList(APIView):
         if not is_reviewer(request.user):
             raise PermissionDenied("only supervisors evaluate")
         data = valid(s.EvaluationInput, request.data)
+        access.require_named(request, data)  # an interaction of your teams
         ev = services.evaluation_submit(scorecard_id=data["scorecard"], interaction_id=data["interaction_id"],
                                         reviewer=request.user.get_username(), answers=data["answers"],
                                         meta=command_meta(request))
@@ -225,7 +240,11 @@ class EvaluationDetailView(APIView):
     def get(self, request, evaluation_id):
         """An evaluation with the interaction's transcript and recording references beside it."""
         ev = _evaluation(request, evaluation_id)
-        return Response(s.EvaluationDetail({**s.EvaluationOutput(ev).data, "transcript": _transcript(ev),
+        transcript = _transcript(ev)
+        if any("recording_ref" in line for line in transcript):  # who read a recording reference is on record
+            access.audit(request, outcome="read", action="evaluations.detail", object_type="recording",
+                         object_id=ev.interaction_id)
+        return Response(s.EvaluationDetail({**s.EvaluationOutput(ev).data, "transcript": transcript,
                                             "script": run_view(ev.interaction_id)}).data)
 
 
@@ -285,6 +304,7 @@ class CalibrationView(APIView):
         if not is_reviewer(request.user):
             raise PermissionDenied("calibration is for supervisors")
         q = valid(s.CalibrationQuery, request.query_params)
+        access.require_named(request, q)
         return Response(services.calibration(q["interaction_id"]))
 
 
@@ -296,7 +316,8 @@ class ReviewQueueView(APIView):
         first (low CSAT, long handle time, a repeat contact). For reviewers."""
         if not is_reviewer(request.user):
             raise PermissionDenied("the evaluation queue is for supervisors")
-        qs = ReviewSample.objects.exclude(interaction_id__in=Evaluation.objects.values("interaction_id"))
+        qs = access.by_agent(request.user, ReviewSample.objects.exclude(
+            interaction_id__in=Evaluation.objects.values("interaction_id")))
         if request.query_params.get("agent_id"):
             qs = qs.filter(agent_id=request.query_params["agent_id"])
         return Response(s.ReviewSampleOutput(qs.order_by("-weight", "picked_at")[:200], many=True).data)

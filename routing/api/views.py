@@ -5,24 +5,25 @@ import uuid
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
-from rest_framework.pagination import CursorPagination
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from contactcenter import access
 from contactcenter.api import ErrorSerializer, command_meta, valid
+from contactcenter.pagination import CappedCursorPagination
 from interactions.models import Interaction
 from routing import selectors, services
 from routing.api import serializers as s
 from routing.models import Queue
 
 
-class ByName(CursorPagination):
+class ByName(CappedCursorPagination):
     ordering = "name"
     page_size = 100
 
 
-class ById(CursorPagination):
+class ById(CappedCursorPagination):
     ordering = "id"
     page_size = 100
 
@@ -37,11 +38,16 @@ class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     lookup_url_kwarg = "agent_id"
 
     def get_queryset(self):
-        return selectors.agent_list()
+        return access.by_agent(self.request.user, selectors.agent_list(), field="user__username")
 
     def _agent_id(self, agent_id: str) -> str:
-        return self.request.user.get_username() if agent_id == "me" else agent_id
+        agent_id = self.request.user.get_username() if agent_id == "me" else agent_id
+        if not access.agent_in_scope(self.request.user, agent_id):  # yourself; a supervisor their teams'
+            access.deny(self.request, action=f"{self.request.method} {self.request.path}", object_type="agent",
+                        object_id=agent_id)
+        return agent_id
 
+    @extend_schema(responses={200: s.AgentOutput, 404: ErrorSerializer})
     def retrieve(self, request, agent_id=None):
         return Response(s.AgentOutput(selectors.agent_get(self._agent_id(agent_id))).data)
 
@@ -49,10 +55,11 @@ class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
                                                         403: ErrorSerializer, 404: ErrorSerializer})
     @action(detail=True, methods=["post"])
     def presence(self, request, agent_id=None):
-        """Set presence: agents their own (`me`); staff anyone's. Becoming available brings waiting work."""
-        agent_id = self._agent_id(agent_id)
-        if agent_id != request.user.get_username() and not request.user.is_staff:
-            raise PermissionDenied("only the agent, or staff, may set an agent's presence")
+        """Set presence: agents their own (`me`); supervisors their teams' agents'; admins anyone's. Becoming
+        available brings waiting work."""
+        agent_id = self._agent_id(agent_id)  # 404 outside your scope
+        if agent_id != request.user.get_username() and not access.is_supervisor(request.user):
+            raise PermissionDenied("only the agent, their supervisor or an admin sets an agent's presence")
         selectors.agent_get(agent_id)  # 404 before anything is written
         data = valid(s.PresenceInput, request.data)
         services.agent_presence_set(agent_id=agent_id, meta=command_meta(request), **data)
@@ -67,11 +74,23 @@ class QueueViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     pagination_class = ByName
     lookup_url_kwarg = "name"
 
+    def get_queryset(self):
+        queues = access.queues_in_scope(self.request.user)  # an agent's queues; a supervisor's teams'
+        return self.queryset if queues is None else self.queryset.filter(name__in=queues)
+
+    def get_object(self):
+        name = self.kwargs["name"]
+        if not self.get_queryset().filter(name=name).exists():
+            access.deny(self.request, action=f"{self.request.method} {self.request.path}", object_type="queue",
+                        object_id=name)
+        return super().get_object()
+
     @extend_schema(responses={200: s.QueueStatsOutput, 404: ErrorSerializer})
     @action(detail=True, methods=["get"], pagination_class=None)
     def stats(self, request, name=None):
         """Now: waiting, offered and in-hand work, longest wait, qualified agents by presence.
         Today (UTC): answered, service level, average speed of answer, abandoned."""
+        self.get_object()  # 404 for a queue outside your scope
         return Response(s.QueueStatsOutput(selectors.queue_stats(name)).data)
 
 
@@ -80,5 +99,5 @@ class InteractionRoutingView(APIView):
 
     @extend_schema(responses={200: s.RoutingStepOutput(many=True), 404: OpenApiResponse(ErrorSerializer)})
     def get(self, request, interaction_id: uuid.UUID):
-        Interaction.objects.only("id").get(id=interaction_id)  # DoesNotExist -> 404
+        Interaction.objects.only("id").get(id=interaction_id)  # DoesNotExist -> 404 (and access.InScope before)
         return Response(s.RoutingStepOutput(selectors.routing_trail(interaction_id), many=True).data)

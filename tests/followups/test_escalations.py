@@ -98,4 +98,4 @@ def test_only_the_agent_handling_a_contact_escalates_it(handled):
     bob = make_agent("bob")
     refused = client_for(bob.user).post(f"/api/v1/interactions/{iid}/escalate/", {
         "target": "supervisor", "reason": "x", "respond_within_minutes": 5}, format="json")
-    assert refused.status_code == 409 and not Escalation.objects.exists()
+    assert refused.status_code == 404 and not Escalation.objects.exists()  # not bob's contact: it does not exist

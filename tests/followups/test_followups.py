@@ -45,10 +45,12 @@ def test_an_agent_promises_a_follow_up_and_marks_it_done_and_bad_input_is_refuse
     api = client_for(ann.user)
     for body, field in [({"interaction_id": iid, "due_at": soon(60)}, "note"),
                         ({"interaction_id": iid, "note": "x"}, "due_at"),
-                        ({"due_at": soon(60), "note": "x"}, "customer_id"),
-                        ({"interaction_id": str(uuid.uuid4()), "due_at": soon(60), "note": "x"}, "interaction_id")]:
+                        ({"due_at": soon(60), "note": "x"}, "customer_id")]:
         refused = api.post("/api/v1/followups/", body, format="json")
         assert refused.status_code == 400 and field in str(refused.json()), (body, refused.content)
+    unknown = api.post("/api/v1/followups/", {"interaction_id": str(uuid.uuid4()), "due_at": soon(60), "note": "x"},
+                       format="json")
+    assert unknown.status_code == 404  # no such contact (or not hers: the same answer)
     assert FollowUp.objects.count() == 0  # nothing half-written
     made = api.post("/api/v1/followups/", {"interaction_id": iid, "due_at": soon(60),
                                            "note": "Confirm the refund to card 4111 1111 1111 1111 landed"},

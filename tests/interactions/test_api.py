@@ -74,9 +74,9 @@ def test_invalid_transitions_are_409_and_write_nothing(api):
 
 def test_only_the_offered_agent_may_accept(api, staff):
     it = start(api, queue="q")["interaction"]
-    post(api, f"/api/v1/interactions/{it['id']}/offer/", {"agent_id": "someone-else"})
-    assert api.post(f"/api/v1/interactions/{it['id']}/accept/", {}, format="json").status_code == 409
     other = client_for(staff)
+    post(other, f"/api/v1/interactions/{it['id']}/offer/", {"agent_id": "someone-else"})  # by hand: an admin
+    assert api.post(f"/api/v1/interactions/{it['id']}/accept/", {}, format="json").status_code == 409
     assert other.post(f"/api/v1/interactions/{it['id']}/accept/", {}, format="json").status_code == 409
 
 

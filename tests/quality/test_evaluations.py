@@ -22,10 +22,10 @@ GOOD = {"greeted": "yes", "identity": "yes", "empathy": 5, "solved": "yes"}
 def people(settings):
     settings.SURVEY_KIND = "off"
     make_queue("billing")
-    ann = make_agent("ann", capacity={"chat": 5})
-    bob = make_agent("bob", presence="offline")
+    team = Team.objects.create(name="billing")  # the supervisors see the evaluations of their team's agents
+    ann = make_agent("ann", capacity={"chat": 5}, team=team)
+    bob = make_agent("bob", presence="offline", team=team)
     boss, lead = make_agent("boss", presence="offline"), make_agent("lead", presence="offline")
-    team = Team.objects.create(name="billing")
     team.supervisors.add(boss.user, lead.user)
     staff = make_agent("admin", presence="offline").user
     staff.is_staff = True

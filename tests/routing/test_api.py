@@ -3,6 +3,7 @@
 import uuid
 
 import pytest
+from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
 from events.models import Event
@@ -23,7 +24,7 @@ def test_an_agent_sets_their_own_presence_and_no_one_else_s():
     assert api.get("/api/v1/agents/me/").json()["agent_id"] == "ann"
     before = Event.objects.count()
     refused = api.post("/api/v1/agents/bob/presence/", {"presence": "available"}, format="json")
-    assert refused.status_code == 403 and Event.objects.count() == before
+    assert refused.status_code == 404 and Event.objects.count() == before  # bob is not in ann's scope
     bad = api.post("/api/v1/agents/me/presence/", {"presence": "napping"}, format="json")
     assert bad.status_code == 400 and "napping" in bad.json()["presence"][0] and Event.objects.count() == before
     assert APIClient().post("/api/v1/agents/me/presence/", {"presence": "break"}, format="json").status_code == 401
@@ -76,7 +77,10 @@ def test_agents_and_queues_are_listed():
     make_agent("bob")
     api = client_for(ann.user)
     agents = api.get("/api/v1/agents/").json()["results"]
+    assert [(a["agent_id"], a["skills"]) for a in agents] == [("ann", {"billing": 3})]  # an agent sees themself
+    boss = get_user_model().objects.create_user("boss", password="x", is_staff=True)
+    agents = client_for(boss).get("/api/v1/agents/").json()["results"]
     assert [(a["agent_id"], a["skills"]) for a in agents] == [("ann", {"billing": 3}), ("bob", {})]
-    queues = api.get("/api/v1/queues/").json()["results"]
+    queues = api.get("/api/v1/queues/").json()["results"]  # billing (her skill) and support (asks for none)
     assert [(q["name"], q["skills"]) for q in queues] == [
         ("billing", [{"skill": "billing", "min_proficiency": 2, "secondary": False}]), ("support", [])]

@@ -6,9 +6,9 @@ import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
 
 from contactcenter.asgi import application
+from contactcenter.tickets import ticket_issue
 from events import store
 from events.projection import apply_envelopes
 from events.projection import get as get_projection
@@ -20,11 +20,19 @@ from tests.routing.factories import make_agent, make_queue, make_waiting
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-async def connect(path, user=None):
-    token = (await sync_to_async(lambda: Token.objects.get_or_create(user=user)[0].key)()) if user else None
-    communicator = WebsocketCommunicator(application, path + (f"?token={token}" if token else ""),
+async def connect(path, user=None, *, welcome=True):
+    """A socket opened the way clients do: a ticket from REST's service (single use), then ?ticket=.
+
+    The welcome (each stream's current seq) is read here unless `welcome` is False, so a test's first
+    receive is the first push.
+    """
+    ticket = (await sync_to_async(lambda: ticket_issue(user)[0])()) if user else None
+    communicator = WebsocketCommunicator(application, path + (f"?ticket={ticket}" if ticket else ""),
                                          headers=[(b"host", b"localhost"), (b"origin", b"http://localhost")])
     connected, code = await communicator.connect()
+    if connected and welcome:
+        hello = await communicator.receive_json_from(timeout=5)
+        assert hello["type"] == "welcome", hello
     return communicator, connected, code
 
 
@@ -72,7 +80,9 @@ def test_the_agent_hears_the_offer_with_context_then_the_assignment_and_the_wall
     assert offer["context"]["open_interactions"][0]["id"] == iid
     assert queue_update["type"] == "routing.queue" and queue_update["queue"] == "billing"
     assert queue_update["offered"] == 1 and queue_update["agents"] == {"available": 1}
-    assert assigned == {"type": "routing.assigned", "interaction_id": iid, "status": "active"}
+    assert {k: v for k, v in assigned.items() if k not in ("stream", "seq")} == {
+        "type": "routing.assigned", "interaction_id": iid, "status": "active"}
+    assert assigned["stream"] == offer["stream"] and assigned["seq"] == offer["seq"] + 1  # one stream, in order
 
 
 def test_an_idle_agent_socket_stays_open_and_still_hears_an_offer():

@@ -6,7 +6,8 @@ against a running system (`make run`, in another shell). Customers arrive
 as signed provider webhooks (chat, SMS, email, social DMs, calls) at the
 given rate (a Poisson process), each into a queue that takes its channel.
 Simulated agents (sim-agent-N, created with random skills of the queues'
-and an API token) go available over REST, listen on /ws/agent/, and on an
+and an API token) go available over REST, listen on /ws/agent/ (opened with a
+ticket from POST /api/v1/ws-tickets/, as every client does), and on an
 offer mostly accept (sometimes reject, rarely let it time out), reply on
 text channels, sometimes transfer to another queue, end and wrap up with a
 disposition. A progress bar runs meanwhile; a summary follows.
@@ -244,30 +245,71 @@ class Simulation:
     # --- agents ---
 
     async def agent(self, name: str, token: str, stop: asyncio.Event) -> None:
+        """One agent's desk: the socket of the real-time contract (README), reconnecting if it drops."""
         import websockets
 
         await self.api("POST", "/api/v1/agents/me/presence/", token, {"presence": "available"})
-        ws_url = self.base.replace("http", "ws", 1) + f"/ws/agent/?token={token}"
         busy: set[asyncio.Task] = set()
-        try:
-            async with websockets.connect(ws_url, origin=self.base) as socket:
-                while not stop.is_set():
-                    try:
-                        raw = await asyncio.wait_for(socket.recv(), timeout=0.5)
-                    except TimeoutError:
-                        continue
-                    message = json.loads(raw)
-                    if message.get("type") == "routing.offer":
-                        self.tally.counts["offered"] += 1
-                        task = asyncio.create_task(self.handle_offer(token, message))
-                        busy.add(task)
-                        task.add_done_callback(busy.discard)
-                if busy:
-                    await asyncio.wait(busy, timeout=self.handle_seconds * 3)
-        except OSError as exc:
-            self.tally.errors.append(f"socket of {name}: {exc}")
+        seen: set[str] = set()  # offers handled (a resync may find one a push already brought)
+        attempt = 0
+        while not stop.is_set():
+            ticket = await self.api("POST", "/api/v1/ws-tickets/", token, {})
+            if ticket is None:
+                break  # refused: recorded in the errors
+            # A ticket in the URL, never the API token; no Origin header: this is not a browser (README).
+            ws_url = self.base.replace("http", "ws", 1) + f"/ws/agent/?ticket={ticket['ticket']}"
+            try:
+                async with websockets.connect(ws_url) as socket:
+                    attempt = 0
+                    last: dict[str, int] = {}
+                    while not stop.is_set():
+                        try:
+                            raw = await asyncio.wait_for(socket.recv(), timeout=0.5)
+                        except TimeoutError:
+                            continue
+                        message = json.loads(raw)
+                        offers = [message] if message.get("type") == "routing.offer" else []
+                        if message.get("type") == "welcome" or self._gap(last, message):
+                            if message.get("type") == "welcome":
+                                last.update(message["seq"])
+                            offers += await self.offered_to(name, token)  # the REST truth
+                        for offer in offers:
+                            if offer["interaction_id"] in seen:
+                                continue
+                            seen.add(offer["interaction_id"])
+                            self.tally.counts["offered"] += 1
+                            task = asyncio.create_task(self.handle_offer(token, offer))
+                            busy.add(task)
+                            task.add_done_callback(busy.discard)
+            except (OSError, websockets.exceptions.WebSocketException) as exc:
+                if stop.is_set():
+                    break
+                self.tally.counts["reconnects"] += 1
+                if attempt >= 5:
+                    self.tally.errors.append(f"socket of {name}: {exc}")
+                    break
+                await asyncio.sleep(min(10.0, 0.5 * 2 ** attempt))
+                attempt += 1
+        if busy:
+            await asyncio.wait(busy, timeout=self.handle_seconds * 3)
         await self.api("POST", "/api/v1/agents/me/presence/", token, {"presence": "offline",
                                                                        "reason": "simulation over"})
+
+    @staticmethod
+    def _gap(last: dict[str, int], message: dict) -> bool:
+        """Whether this push shows that pushes before it were lost (its seq is not the last one + 1)."""
+        stream, seq = message.get("stream"), message.get("seq")
+        if stream is None or not isinstance(seq, int):
+            return False
+        gap = stream in last and seq != last[stream] + 1
+        last[stream] = seq
+        return gap
+
+    async def offered_to(self, name: str, token: str) -> list[dict]:
+        """What is offered to this agent now, read over REST (after the welcome, and after a gap)."""
+        page = await self.api("GET", f"/api/v1/interactions/?agent_id={name}&status=offered", token)
+        return [{"interaction_id": it["id"], "channel": it["channel"], "queue": it["queue"]}
+                for it in (page or {}).get("results", [])]
 
     async def handle_offer(self, token: str, offer: dict) -> None:
         iid, channel, received = offer["interaction_id"], offer["channel"], time.monotonic()
