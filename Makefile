@@ -15,7 +15,7 @@ VENV := .venv
 VENV_PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: .venv run test bench-events bench-intake bench-routing bench-kpis clean
+.PHONY: .venv run test bench-events bench-intake bench-routing bench-kpis trust clean
 
 # `make .venv` creates the virtualenv; the install only re-runs when
 # requirements.txt is newer than the stamp file.
@@ -58,6 +58,13 @@ bench-routing: .venv
 # The KPI projection replaying 500,000 events and a 90-day report (docs/BENCHMARKS.md, bench-kpis section).
 bench-kpis: .venv
 	$(VENV_PY) -m contactcenter.devstack bench bench/kpis_bench.py $(BENCH_ARGS)
+
+# Fault and load scenarios (issue 8) against a throw-away stack the runner can break: Kafka partitioned and
+# restarted, relay/projector/routing workers kill -9, PostgreSQL and Redis restarts, duplicate and out-of-order
+# webhooks, 1,000 sockets; ~20-25 min; rewrites docs/TRUST.md. Not part of `make test`.
+# Shorter: TRUST_INGEST_SECONDS=120 make trust; some: TRUST_ONLY=7,8 make trust; all knobs: python -m trust.run --help
+trust: .venv
+	$(VENV_PY) -m trust.run $(TRUST_ARGS)
 
 clean:
 	rm -rf .data

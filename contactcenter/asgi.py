@@ -13,10 +13,11 @@ import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "contactcenter.settings")
 
+import asyncio  # noqa: E402
 import json  # noqa: E402
 from tempfile import SpooledTemporaryFile  # noqa: E402
 
-from asgiref.sync import AsyncToSync, sync_to_async  # noqa: E402
+from asgiref.sync import sync_to_async  # noqa: E402
 from asgiref.wsgi import WsgiToAsgi, WsgiToAsgiInstance  # noqa: E402
 from django.core.wsgi import get_wsgi_application  # noqa: E402
 
@@ -56,7 +57,7 @@ class _PooledInstance(WsgiToAsgiInstance):
                     break
             body.seek(0)
             self.body_size = size
-            self.sync_send = AsyncToSync(send)
+            self.sync_send = _thread_send(send, asyncio.get_running_loop())
             await self.run_wsgi_app(body)
 
 
@@ -65,6 +66,26 @@ class _PooledInstance(WsgiToAsgiInstance):
         environ = super().build_environ(scope, body)
         environ["CONTENT_LENGTH"] = str(self.body_size)
         return environ
+
+
+SEND_TIMEOUT_SECONDS = 30
+
+
+def _thread_send(send, loop: asyncio.AbstractEventLoop):
+    """The request thread's way to hand the answer to the server's event loop.
+
+    Not asgiref's AsyncToSync: when the server stops (SIGTERM) while a request thread is still answering,
+    AsyncToSync waits for the stopped loop forever, the interpreter waits for that thread at exit, and the
+    process never ends (seen in the tests: daphne processes alive long after SIGTERM, holding database
+    connections). This gives up at once when the loop no longer runs, and after SEND_TIMEOUT_SECONDS at most.
+    """
+
+    def sync_send(message):
+        if not loop.is_running():
+            raise RuntimeError("the server is stopping: the answer cannot be sent")
+        asyncio.run_coroutine_threadsafe(send(message), loop).result(timeout=SEND_TIMEOUT_SECONDS)
+
+    return sync_send
 
 
 async def _too_large(send, limit: int) -> None:

@@ -10,6 +10,7 @@ from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.http import require_GET
 
+from contactcenter.degrade import RETRY_AFTER_SECONDS
 from events import kafka, selectors
 
 _kafka_lock = threading.Lock()
@@ -71,4 +72,7 @@ def readyz(request):
     # Kafka down is not "not ready": the API keeps accepting into the outbox.
     ready = checks["database"]["ok"] and checks["redis"]["ok"]
     body["status"] = "ready" if ready else "not ready"
-    return JsonResponse(body, status=200 if ready else 503)
+    response = JsonResponse(body, status=200 if ready else 503)
+    if not ready:
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)  # as every request answers meanwhile (degrade.py)
+    return response

@@ -66,6 +66,7 @@ HEADER = "Idempotency-Key"
 META_KEY = "HTTP_IDEMPOTENCY_KEY"
 REPLAYED_HEADER = "Idempotent-Replayed"
 MAX_KEY_LENGTH = 255
+KEY_PATTERN = "^[ -~]*[!-~][ -~]*$"  # what key_problem() accepts: printable ASCII, not only spaces (for the schema)
 DEFAULT_TTL_SECONDS = 24 * 3600
 METHODS = frozenset({"POST"})
 
@@ -264,7 +265,7 @@ def document_in_schema(result, generator, request, public):
         if not any(p.get("in") == "header" and p.get("name") == HEADER for p in parameters):
             parameters.append({
                 "in": "header", "name": HEADER, "required": False,
-                "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
+                "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH, "pattern": KEY_PATTERN},
                 "description": "Makes a retry safe: the same key (yours, within 24 hours) with the same request "
                                "gets the first answer again, with `Idempotent-Replayed: true`, and the command "
                                "does not run twice. Printable ASCII, 1-255 characters (400 otherwise); a UUID "

@@ -33,3 +33,4 @@ urlpatterns = [
 ]
 
 handler500 = "contactcenter.degrade.server_error"  # database down: 503, never a bare 500
+handler404 = "contactcenter.api.not_found"  # a URL no route matches: JSON under /api/, like every other refusal

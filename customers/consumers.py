@@ -1,6 +1,8 @@
 """WebSocket: live updates of one customer's timeline."""
 
-from contactcenter import metrics
+from channels.db import database_sync_to_async
+
+from contactcenter import access, metrics
 from contactcenter.realtime import StreamConsumer
 from customers.realtime import timeline_group
 
@@ -19,8 +21,10 @@ class CustomerTimelineConsumer(StreamConsumer):
 
     async def streams_for(self, user):
         customer_id = self.scope["url_route"]["kwargs"]["customer_id"]
-        # Scope check goes here (who may follow which customer's timeline, contactcenter/access.py): return
-        # None for a customer outside the user's scope and the socket is closed with 4403 before accept.
+        # Who may follow this timeline: whoever may read the customer over REST (contactcenter.access); anyone
+        # else is closed with 4403 before accept, the attempt on the audit log.
+        if not await database_sync_to_async(_may_follow)(self.scope, user, customer_id):
+            return None
         return [timeline_group(customer_id)]
 
     def resync_for(self):
@@ -32,3 +36,11 @@ class CustomerTimelineConsumer(StreamConsumer):
 
     async def timeline_changed(self, message):
         await self.send_json(message | {"type": "timeline.changed"})
+
+
+def _may_follow(scope, user, customer_id) -> bool:
+    if access.may_see_customer(user, customer_id):
+        return True
+    access.audit(scope, outcome="denied", action=f"WS {scope.get('path', '')}", object_type="customer",
+                 object_id=customer_id, reason="outside the caller's scope", user=user)
+    return False

@@ -97,7 +97,8 @@ _LANGTAG = re.compile(
     (?P<private>-x(?:-[a-z0-9]{1,8})+)?$""",
     re.VERBOSE,
 )
-_HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+HHMM_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+_HHMM = re.compile(HHMM_PATTERN)
 
 
 def normalize_language(raw: str) -> str:

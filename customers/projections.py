@@ -193,6 +193,9 @@ def _timeline_merges(cur, envelopes: Sequence[Envelope]) -> dict:
     return dict(cur.fetchall())
 
 
+TIMELINE_MERGE_LOCK = 0x54494D45  # pg advisory lock key ("TIME")
+
+
 def timeline_apply(envelopes: Sequence[Envelope]) -> None:
     """Merges first, then one COPY for the whole batch.
 
@@ -201,6 +204,10 @@ def timeline_apply(envelopes: Sequence[Envelope]) -> None:
     (customers.selectors.timeline_page).
     """
     with raw_cursor() as cur:
+        # Projector shards (events/runner.py) apply other partitions meanwhile, and a merge re-points other
+        # customers' rows: a batch with a merge holds this lock alone, every other batch shares it.
+        merging = any(env.event_type == MERGED_INTO for env in envelopes)
+        cur.execute(f"SELECT pg_advisory_xact_lock{'' if merging else '_shared'}(%s)::text", [TIMELINE_MERGE_LOCK])
         merged = _timeline_merges(cur, envelopes)
         with cur.copy(
             "COPY customers_timelineentry (position, customer_id, event_id, event_type, stream_type, stream_id,"

@@ -5,7 +5,11 @@ from contextlib import contextmanager
 
 import psycopg
 from django.conf import settings
-from django.db import connection
+from django.db import InterfaceError, OperationalError, connection
+
+# The database is away (restarting, failing over) or broke the session: what the relay and the projectors wait
+# out and retry, instead of exiting.
+DATABASE_ERRORS = (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
 
 
 @contextmanager

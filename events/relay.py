@@ -13,6 +13,9 @@ offset 0 of the new log, and the whole history is put back in the outbox.
 
 Only one relay publishes at a time (a PostgreSQL advisory lock): two relays
 could interleave one customer's events. A second relay waits as a standby.
+The lock lives in a database session, so when the database goes away (a
+restart) the relay stops publishing and takes the lock again once the
+database is back (run_relay), rather than exiting or publishing unlocked.
 """
 
 from __future__ import annotations
@@ -28,11 +31,16 @@ from kafka.errors import KafkaError
 
 from contactcenter import logs, metrics
 from events import kafka
+from events.db import DATABASE_ERRORS
 
 log = logging.getLogger(__name__)
 
 RELAY_LOCK_KEY = 0x636F6E74  # any constant shared by every relay process
 TOPIC_CHECK_SECONDS = 2.0
+
+class DatabaseLost(Exception):
+    """The database went away under the relay: its advisory lock went with the session."""
+
 
 _SELECT_BATCH = """
     SELECT o.position, e.customer_id, e.stream_id, row_to_json(e)::text, e.correlation_id
@@ -161,6 +169,13 @@ class Relay:
                     self.ensure_topic()
                 if self.publish_batch() == 0:
                     stop.wait(settings.RELAY_IDLE_SLEEP_MS / 1000)
+            except DATABASE_ERRORS as exc:
+                # Not a Kafka problem: another relay may hold the lock by now. What was sent and not yet deleted
+                # from the outbox is sent again by whoever publishes next (at least once, as after a crash).
+                log.warning("database unavailable (%s); stopping until the relay lock is taken again", exc)
+                self.close()
+                connection.close()
+                raise DatabaseLost(str(exc)) from exc
             except (KafkaError, OSError) as exc:
                 metrics.KAFKA_ERRORS.labels("relay").inc()
                 log.warning("Kafka unavailable (%s); outbox keeps growing, retrying in %.1fs", exc, backoff)

@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 from channels.db import database_sync_to_async
 
-from contactcenter import metrics
+from contactcenter import access, metrics
 from contactcenter.realtime import StreamConsumer, ordering
 from routing.realtime import WALLBOARD, agent_group, offer_context, queue_live
 from routing.selectors import is_supervisor
@@ -58,7 +58,11 @@ class AgentConsumer(_Consumer):
         from routing.models import Agent
 
         agent = Agent.objects.filter(user=user).only("pk").first()
-        return agent_group(agent.pk) if agent else None  # 4403: not an agent
+        if agent is None:  # 4403: not an agent (the socket is always the caller's own: no one follows another's)
+            access.audit(self.scope, outcome="denied", action=f"WS {self.scope.get('path', '')}",
+                         reason="not an agent", user=user)
+            return None
+        return agent_group(agent.pk)
 
     async def routing_offer(self, message):
         # The context is read here, for a desk that is listening, not by the routing worker.
@@ -70,7 +74,8 @@ class AgentConsumer(_Consumer):
 
 
 class WallboardConsumer(_Consumer):
-    """`/ws/wallboard/`, for staff and team supervisors: every queue's live state and every agent's presence.
+    """`/ws/wallboard/`, for supervisors: their teams' queues' live state and agents' presence (an admin's: all).
+    A message about another team's queue or agent arrives as {"type": "wallboard.skipped", "stream", "seq"}.
 
     {"type": "routing.queue", "queue", "waiting", "offered", "in_hand", "longest_wait_seconds", "agents"};
     {"type": "routing.agent", "agent_id", "presence", "reason", "since"};
@@ -88,8 +93,26 @@ class WallboardConsumer(_Consumer):
 
     def group_for(self, user):
         if is_supervisor(user):
+            # A team supervisor sees their teams' agents and queues (contactcenter.access); an admin everything.
+            self.agents = access.agent_scope(user)
+            self.queues = access.queues_in_scope(user)
             return WALLBOARD
+        access.audit(self.scope, outcome="denied", action=f"WS {self.scope.get('path', '')}",
+                     reason="the wallboard is for supervisors", user=user)
         return None
+
+    def _in_scope(self, message: dict) -> bool:
+        if getattr(self, "agents", None) is None:
+            return True
+        return message.get("agent_id") in self.agents or message.get("queue") in (self.queues or [])
+
+    async def _scoped(self, message):
+        # Outside the supervisor's teams: the message is replaced by a bare tick carrying its `seq`, so the
+        # stream shows no gap (a gap means "resync") and nothing of another team's work is told.
+        if self._in_scope(message):
+            await self.send_json(message)
+        else:
+            await self.send_json({"type": "wallboard.skipped", **ordering(message)})
 
     def resync_for(self):
         return ["/api/v1/queues/", "/api/v1/queues/{name}/stats/", "/api/v1/agents/"]
@@ -97,8 +120,11 @@ class WallboardConsumer(_Consumer):
     async def routing_queue(self, message):
         # The worker only names the queue; its state is read here, for a wallboard that is listening.
         # (A burst of hints beyond the channel layer's per-socket capacity is dropped: the seq gap tells.)
+        if not self._in_scope(message):
+            await self._scoped(message)
+            return
         live = await database_sync_to_async(queue_live)(message["queue"])
         await self.send_json({"type": "routing.queue", **live, **ordering(message)})
 
-    routing_agent = routing_alarm = intelligence_flag = authority_approval = _Consumer.forward
-    followups_escalation = followups_escalation_breached = followups_overdue = _Consumer.forward
+    routing_agent = routing_alarm = intelligence_flag = authority_approval = _scoped
+    followups_escalation = followups_escalation_breached = followups_overdue = _scoped

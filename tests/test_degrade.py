@@ -90,7 +90,7 @@ def test_every_kind_of_request_answers_503_while_the_database_is_away(pool):
         _unavailable(api.post("/api/v1/agents/me/presence/", {"presence": "break"}, format="json",
                               HTTP_IDEMPOTENCY_KEY=str(uuid.uuid4())))
         ready = Client(raise_request_exception=False).get("/readyz")
-        assert ready.status_code == 503 and ready.json()["status"] == "not ready"
+        assert ready.status_code == 503 and ready.json()["status"] == "not ready" and ready["Retry-After"] == "5"
         assert ready.json()["checks"]["database"]["ok"] is False
         assert Client().get("/healthz").status_code == 200  # alive: restarting the process would not help
     # And back: the same requests work again once the database answers.
@@ -139,6 +139,36 @@ def test_a_real_daphne_without_its_database_answers_503_and_is_not_ready():
         try:
             proc.wait(15)
         except subprocess.TimeoutExpired:  # a daphne slow to stop on a loaded machine: not what is tested here
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def test_the_web_process_stops_on_sigterm_even_with_a_request_in_flight():
+    """A request still being answered when the server stops must not keep the process alive: asgiref's
+    AsyncToSync would wait for the stopped event loop forever (contactcenter.asgi._thread_send). /readyz with a
+    Kafka that does not answer takes about 2 s: the SIGTERM arrives meanwhile."""
+    import signal
+    import threading
+
+    port = free_port()
+    env = _env()
+    env.update(KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{free_port()}")
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+                             "contactcenter.asgi:application"], cwd=REPO, env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _answers(base + "/healthz"), timeout=30, what="daphne")
+        threading.Thread(target=_answers, args=(base + "/readyz",), daemon=True).start()
+        time.sleep(0.7)  # the request is in its thread, waiting for Kafka
+        proc.send_signal(signal.SIGTERM)
+        stopped = time.monotonic()
+        proc.wait(30)
+        assert time.monotonic() - stopped < 30
+    finally:
+        if proc.poll() is None:
             proc.kill()
             proc.wait()
         log.close()
@@ -256,7 +286,7 @@ async def reconnect(user, path="/ws/agent/"):
         if first.get("type") == "websocket.send":
             return socket, json.loads(first["text"]), attempt
         with contextlib.suppress(Exception):
-            await socket.wait(timeout=5)
+            await socket.disconnect(timeout=5)
         await asyncio.sleep(0.5 * attempt)
     raise AssertionError("no socket after 5 tries")
 

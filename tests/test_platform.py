@@ -83,7 +83,7 @@ async def _ws_connect(path, user=None):
         ticket = await sync_to_async(lambda: ticket_issue(user)[0])()
         path += f"?ticket={ticket}"
     communicator = WebsocketCommunicator(application, path, headers=[(b"host", b"localhost"), (b"origin", b"http://localhost")])
-    connected, code = await communicator.connect()
+    connected, code = await communicator.connect(timeout=10)
     if connected:
         assert (await communicator.receive_json_from(timeout=5))["type"] == "welcome"
     return communicator, connected, code

@@ -1,3 +1,4 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from contactcenter.api import iso_datetime
@@ -28,6 +29,13 @@ class RegisterCustomerInput(serializers.Serializer):
     preferred_channel = serializers.ChoiceField(choices=CHANNELS, required=False, default="")
 
 
+_HHMM = {"type": "string", "pattern": domain.HHMM_PATTERN, "description": "HH:MM, 00:00-23:59"}
+# domain.normalize_contact_hours, for OpenAPI: all three, or none at all.
+CONTACT_HOURS = {"type": "object", "additionalProperties": False,
+                 "properties": {"tz": {"type": "string", "description": "an IANA time zone"}, "from": _HHMM, "to": _HHMM},
+                 "oneOf": [{"maxProperties": 0}, {"required": ["tz", "from", "to"]}]}
+
+
 class ChangeCustomerInput(serializers.Serializer):
     expected_version = serializers.IntegerField(min_value=1, help_text="the `version` you last read (409 if stale)")
     display_name = serializers.CharField(max_length=200, required=False)
@@ -36,12 +44,16 @@ class ChangeCustomerInput(serializers.Serializer):
     preferred_channel = serializers.ChoiceField(choices=CHANNELS, required=False)
     language = serializers.CharField(max_length=35, required=False, allow_blank=True,
                                      help_text='BCP 47 tag, e.g. "de-DE"; "" clears')
-    contact_hours = serializers.JSONField(required=False, help_text='{"tz": "Europe/Berlin", "from": "09:00", '
-                                                                    '"to": "17:00"}; {} clears')
+    contact_hours = extend_schema_field(CONTACT_HOURS)(serializers.JSONField(
+        required=False, help_text='{"tz": "Europe/Berlin", "from": "09:00", "to": "17:00"}; {} clears'))
     vip_tier = serializers.ChoiceField(choices=VIP_TIERS, required=False)
     tags = serializers.ListField(child=serializers.CharField(max_length=domain.MAX_TAG_LENGTH), required=False,
                                  max_length=domain.MAX_TAGS, help_text="replaces the list; [] clears")
     notes = serializers.CharField(max_length=domain.MAX_NOTES_LENGTH, required=False, allow_blank=True)
+
+    # For OpenAPI: the PATCH that takes this still needs expected_version (drf-spectacular makes a PATCH body's
+    # fields all optional).
+    schema_rules = {"required": ["expected_version"]}
 
     validate_language = _domain_check(domain.normalize_language)
     validate_contact_hours = _domain_check(domain.normalize_contact_hours)
@@ -57,16 +69,15 @@ class MergeCustomerInput(serializers.Serializer):
 
 class TimelineQuery(serializers.Serializer):
     channel = serializers.CharField(max_length=20, required=False)
-    event_type = serializers.CharField(max_length=200, required=False, help_text="e.g. interactions.MessageRecorded")
+    event_type = serializers.ChoiceField(choices=[], required=False, help_text="e.g. interactions.MessageRecorded",
+                                         error_messages={"invalid_choice": "unknown event type {input!r}"})
     since = serializers.DateTimeField(required=False, help_text="ISO 8601; entries that occurred at or after")
     until = serializers.DateTimeField(required=False, help_text="ISO 8601; entries that occurred before")
 
-    def validate_event_type(self, value):
-        try:
-            registry.event_type(value)
-        except registry.UnknownEventType:
-            raise serializers.ValidationError(f"unknown event type {value!r}") from None
-        return value
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The registry's types, read here (every app's events are registered by now): the schema lists them.
+        self.fields["event_type"].choices = [et.name for et in registry.all_types()]
 
     def validate(self, attrs):
         if attrs.get("since") and attrs.get("until") and attrs["since"] >= attrs["until"]:

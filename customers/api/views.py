@@ -9,7 +9,7 @@ from rest_framework.response import Response
 
 from contactcenter import access
 from contactcenter.access import IsAdmin
-from contactcenter.api import ErrorSerializer, command_meta, valid
+from contactcenter.api import UUID_PATH_PATTERN, ErrorSerializer, command_meta, valid
 from contactcenter.pagination import CappedCursorPagination
 from customers import selectors, services
 from customers.api.serializers import (
@@ -50,6 +50,7 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     pagination_class = DirectoryPagination
     lookup_field = "customer_id"
     lookup_value_converter = "uuid"
+    lookup_value_regex = UUID_PATH_PATTERN  # anything else is a 404 at the router, never a query
 
     def get_queryset(self):
         customers = selectors.customer_list()

@@ -2,7 +2,7 @@
 
 import uuid
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -36,16 +36,15 @@ class EventPage(serializers.Serializer):
 
 
 class ReadAllInput(serializers.Serializer):
-    after = serializers.IntegerField(min_value=0, default=0)
-    limit = serializers.IntegerField(min_value=1, max_value=1000, default=100)
+    after = serializers.IntegerField(min_value=0, default=0, help_text="position to read after")
+    limit = serializers.IntegerField(min_value=1, max_value=1000, default=100, help_text="at most 1000")
 
 
 class EventListView(APIView):
     permission_classes = [IsAdmin]
 
     @extend_schema(
-        parameters=[OpenApiParameter("after", int, description="position to read after"),
-                    OpenApiParameter("limit", int, description="at most 1000")],
+        parameters=[ReadAllInput],  # with its bounds
         responses={200: EventPage},
     )
     def get(self, request):

@@ -50,6 +50,9 @@ class FollowUpInput(serializers.Serializer):
     agent_id = serializers.CharField(max_length=150, required=False,
                                      help_text="who owns it (supervisors may assign it; default: you)")
 
+    # followups.services.followup_create, stated for OpenAPI: the customer, or the contact that names them.
+    schema_rules = {"anyOf": [{"required": ["interaction_id"]}, {"required": ["customer_id"]}]}
+
 
 class FollowUpCloseInput(serializers.Serializer):
     text = serializers.CharField(max_length=2000, required=False, default="", allow_blank=True,

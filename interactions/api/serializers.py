@@ -29,6 +29,8 @@ class CreateInteractionInput(serializers.Serializer):
     subject = serializers.CharField(max_length=500, required=False)
     queue = serializers.CharField(max_length=100, required=False)
 
+    schema_rules = {"oneOf": [{"required": ["customer_id"]}, {"required": ["identity"]}]}  # validate(), for OpenAPI
+
     def validate(self, attrs):
         if ("customer_id" in attrs) == ("identity" in attrs):
             raise serializers.ValidationError({"customer_id": "give exactly one of customer_id or identity"})

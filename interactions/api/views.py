@@ -20,7 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from contactcenter import access
-from contactcenter.api import CORRELATION_HEADER, ErrorSerializer, command_meta, valid
+from contactcenter.api import CORRELATION_HEADER, UUID_PATH_PATTERN, ErrorSerializer, command_meta, valid
 from contactcenter.pagination import CappedCursorPagination
 from customers.identity import InvalidIdentity
 from customers.identity import identity as make_identity
@@ -44,6 +44,7 @@ class InteractionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
     serializer_class = s.InteractionOutput
     queryset = Interaction.objects.all()
     lookup_value_converter = "uuid"
+    lookup_value_regex = UUID_PATH_PATTERN  # anything else is a 404 at the router, never a query
 
     scope_kwargs = {"pk": "interaction"}  # contactcenter.access.InScope: 404 outside the caller's scope
 

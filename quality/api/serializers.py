@@ -7,7 +7,7 @@ from quality import kpis
 
 class KpiQuery(serializers.Serializer):
     metric = serializers.ChoiceField(choices=sorted(kpis.metrics()))
-    group_by = serializers.CharField(required=False, default="",
+    group_by = serializers.CharField(required=False, default="", allow_blank=True,
                                      help_text=f"comma-separated, any of: {', '.join(kpis.GROUPS)}")
     # `from` is a Python keyword: the field is renamed in validate().
     to = serializers.DateTimeField(help_text="end of the window (exclusive)")

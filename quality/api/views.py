@@ -4,9 +4,11 @@ import csv
 import io
 import json
 
+from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
@@ -14,6 +16,7 @@ from rest_framework.views import APIView
 
 from contactcenter import access
 from contactcenter.api import ErrorSerializer, command_meta, valid
+from contactcenter.parsers import InputRefused
 from events.store import Actor, Metadata
 from frameworks.selectors import run_view
 from interactions import webhooks
@@ -54,8 +57,25 @@ def _report_scope(user) -> tuple[list[str], list[str]] | None:
     return None if agents is None else (agents, access.queues_in_scope(user) or [])
 
 
+class FormatNegotiation(DefaultContentNegotiation):
+    """`?format=` other than json or csv is a 400 naming `format` (DRF answers 404, as if the report were gone)."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        try:
+            return super().select_renderer(request, renderers, format_suffix)
+        except Http404:
+            raise InputRefused("format must be json or csv", code="invalid", field="format") from None
+
+
 class KpiReportView(APIView):
     renderer_classes = [JSONRenderer, CsvRenderer]
+    content_negotiation_class = FormatNegotiation
+
+    def handle_exception(self, exc):
+        response = super().handle_exception(exc)
+        # A refusal is JSON, as documented and as everywhere else, even when ?format=csv asked for CSV rows.
+        self.request.accepted_renderer, self.request.accepted_media_type = JSONRenderer(), "application/json"
+        return response
 
     @extend_schema(
         parameters=[

@@ -29,7 +29,7 @@ async def connect(path, user=None, *, welcome=True):
     ticket = (await sync_to_async(lambda: ticket_issue(user)[0])()) if user else None
     communicator = WebsocketCommunicator(application, path + (f"?ticket={ticket}" if ticket else ""),
                                          headers=[(b"host", b"localhost"), (b"origin", b"http://localhost")])
-    connected, code = await communicator.connect()
+    connected, code = await communicator.connect(timeout=10)
     if connected and welcome:
         hello = await communicator.receive_json_from(timeout=5)
         assert hello["type"] == "welcome", hello

@@ -83,6 +83,30 @@ class Command(BaseCommand):
         tokens = {name: Token.objects.get_or_create(user=User.objects.get(username=name))[0].key
                   for name, _, _ in DEMO_AGENTS}
         self.stdout.write("demo agents: " + ", ".join(f"{n} (token {t})" for n, t in tokens.items()))
+        self._roles(User, [name for name, _, _ in DEMO_AGENTS])
+
+    def _roles(self, User, agents: list[str]) -> None:
+        """The roles (docs/SECURITY.md): the agents in `agent` and one team led by sue (supervisor); cora in
+        `compliance` (staff, to read the audit log in the admin). Passwords are the user names."""
+        from django.contrib.auth.models import Group
+
+        from routing.models import Agent, Team
+
+        with transaction.atomic():
+            for name in agents:
+                User.objects.get(username=name).groups.add(Group.objects.get_or_create(name="agent")[0])
+            team, _ = Team.objects.get_or_create(name="front line")
+            Agent.objects.filter(user__username__in=agents, team=None).update(team=team)
+            for name, group, staff in (("sue", "supervisor", False), ("cora", "compliance", True)):
+                user, created = User.objects.get_or_create(username=name, defaults={"is_staff": staff})
+                if created:
+                    user.set_password(name)
+                    user.save()
+                user.groups.add(Group.objects.get_or_create(name=group)[0])
+            team.supervisors.add(User.objects.get(username="sue"))
+        tokens = {name: Token.objects.get_or_create(user=User.objects.get(username=name))[0].key
+                  for name in ("sue", "cora")}
+        self.stdout.write(f"demo supervisor: sue (token {tokens['sue']}); compliance: cora (token {tokens['cora']})")
 
     def _frameworks(self) -> None:
         from frameworks.models import Script
