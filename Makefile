@@ -59,12 +59,25 @@ bench-routing: .venv
 bench-kpis: .venv
 	$(VENV_PY) -m contactcenter.devstack bench bench/kpis_bench.py $(BENCH_ARGS)
 
+# Scaling out (issue 8): projector events/s with 2 sharded processes vs 1 (100,000 events, 8 partitions) and
+# routing offers/s with 2 workers vs 1, same run; ~15 min; rewrites the bench-scale section of docs/BENCHMARKS.md.
+.PHONY: bench-scale
+bench-scale: .venv
+	$(VENV_PY) -m contactcenter.devstack bench bench/scale_bench.py $(BENCH_ARGS)
+
 # Fault and load scenarios (issue 8) against a throw-away stack the runner can break: Kafka partitioned and
 # restarted, relay/projector/routing workers kill -9, PostgreSQL and Redis restarts, duplicate and out-of-order
 # webhooks, 1,000 sockets; ~20-25 min; rewrites docs/TRUST.md. Not part of `make test`.
 # Shorter: TRUST_INGEST_SECONDS=120 make trust; some: TRUST_ONLY=7,8 make trust; all knobs: python -m trust.run --help
 trust: .venv
 	$(VENV_PY) -m trust.run $(TRUST_ARGS)
+
+# The API fuzzed for a long while (tests/test_fuzz.py, README "Proving it"): Schemathesis, every phase as an agent
+# and as a supervisor, 100 examples per operation, a new seed each run (printed; FUZZ_SEED=<n> replays it);
+# ~15-30 min. FUZZ_EXAMPLES=500 make fuzz for longer. `make test` runs a short, fixed version of it.
+.PHONY: fuzz
+fuzz: .venv
+	FUZZ_LONG=1 $(VENV_PY) -m contactcenter.devstack test tests/test_fuzz.py -s --timeout=0 $(PYTEST_ARGS)
 
 clean:
 	rm -rf .data

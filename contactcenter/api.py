@@ -55,9 +55,10 @@ def valid(serializer_class: type[serializers.Serializer], data, *, strict: bool 
     misspelt optional field is not lost without a word. Likewise a number where the field takes a string (or a
     UUID) is refused, not converted. Query strings (paging, format) and the channel providers' payloads
     (`strict=False`: providers add fields of their own) are not held to this; a query parameter given twice
-    for one value, or given empty, is refused.
+    for one value is refused (one given empty is not given, as DRF reads it; the schema says so).
     """
-    if strict and isinstance(data, dict) and not isinstance(data, QueryDict):
+    body = strict and isinstance(data, dict) and not isinstance(data, QueryDict)
+    if body:
         unknown = sorted(str(k) for k in data if k not in serializer_class().fields)
         if unknown:
             raise exceptions.ValidationError({k: ["unknown field: this command does not take it"] for k in unknown})
@@ -68,13 +69,8 @@ def valid(serializer_class: type[serializers.Serializer], data, *, strict: bool 
                           and not isinstance(fields[k], (serializers.ListField, serializers.MultipleChoiceField)))
         if repeated:
             raise exceptions.ValidationError({k: ["give this parameter once"] for k in repeated})
-        # ?until= : DRF reads an empty value of an optional field as "not given"; it is a mistake we name.
-        empty = sorted(k for k in data if k in fields and data.get(k) == "" and not getattr(fields[k], "allow_blank",
-                                                                                              False))
-        if empty:
-            raise exceptions.ValidationError({k: ["give a value, or leave the parameter out"] for k in empty})
     serializer = serializer_class(data=data)
-    if strict and isinstance(data, dict) and not isinstance(data, QueryDict):
+    if body:
         mistyped = _mistyped(serializer.fields, data)
         if mistyped:
             raise exceptions.ValidationError(mistyped)
@@ -223,6 +219,14 @@ class AutoSchema(SpectacularAutoSchema):
             self.registry[(ref.rsplit("/", 1)[1], ResolvedComponent.SCHEMA)].schema["additionalProperties"] = False
         return schema, required
 
+    def _get_parameters(self):
+        parameters = super()._get_parameters()
+        for parameter in parameters:
+            if parameter.get("in") == "query" and not parameter.get("required"):
+                # `?until=` is read as no `until` at all (DRF's reading of an optional field, and the pages').
+                parameter["allowEmptyValue"] = True
+        return parameters
+
     def get_auth(self):
         # The bearer scheme is both this view's authenticator and the schema-wide SECURITY: list it once.
         auth = []
@@ -276,6 +280,11 @@ class AutoSchema(SpectacularAutoSchema):
                 declared["content"]["application/json"]["schema"] = bad_input
             if code in ("429", "503") and code in responses:
                 responses[code].setdefault("headers", {}).update(RETRY_AFTER)
+        for code, answer in responses.items():
+            content = answer.get("content", {})
+            if code >= "400" and "application/json" in content:
+                # A refusal is JSON whatever the view renders when it succeeds (a CSV report, say).
+                answer["content"] = {"application/json": content["application/json"]}
         return dict(sorted(responses.items()))
 
 

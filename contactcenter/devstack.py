@@ -363,7 +363,7 @@ class Postgres(Service):
             return candidate
         import hashlib
 
-        digest = hashlib.sha1(str(self.data_dir).encode()).hexdigest()[:12]
+        digest = hashlib.sha1(str(self.data_dir).encode(), usedforsecurity=False).hexdigest()[:12]  # a short name
         return Path(tempfile.gettempdir()) / f"ccpg-{digest}"
 
     # -- running the postgres tools (as PG_OS_USER when root) --
@@ -1019,6 +1019,15 @@ def _cmd_run() -> int:
                 "relay": [py, "manage.py", "run_relay"],
                 "projector": [py, "manage.py", "run_projector"],
             }
+            # PROJECTOR_PROCESSES=N: N projectors, each consuming its own share of the partitions (docs/SCALING.md).
+            wanted = os.environ.get("PROJECTOR_PROCESSES") or "1"
+            projectors = int(wanted) if wanted.isdigit() else 0
+            if projectors < 1:
+                raise DevstackError(f"PROJECTOR_PROCESSES must be a whole number, 1 or more (not {wanted!r})")
+            if projectors > 1:
+                del procs["projector"]
+                procs.update({f"projector{i}": [py, "manage.py", "run_projector", "--shard", f"{i}/{projectors}"]
+                              for i in range(projectors)})
             width = max(map(len, procs))
             tty = sys.stdout.isatty()
             for i, (name, cmd) in enumerate(procs.items()):

@@ -170,7 +170,8 @@ def retry_dead_letter(dead_letter_id: int) -> bool:
         if dl.resolved_at is not None:
             return True
         with connection.cursor() as cur:
-            cur.execute(f"SELECT {COLUMNS} FROM events_event WHERE position = %s", [dl.position])
+            # COLUMNS is our constant column list; the position is a bound parameter.
+            cur.execute(f"SELECT {COLUMNS} FROM events_event WHERE position = %s", [dl.position])  # nosec B608
             (env,) = envelopes_from_rows(cur.fetchall())
         try:
             with transaction.atomic():

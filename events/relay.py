@@ -27,7 +27,7 @@ import time
 import psycopg
 from django.conf import settings
 from django.db import connection, transaction
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, TopicAlreadyExistsError, UnknownTopicOrPartitionError
 
 from contactcenter import logs, metrics
 from events import kafka
@@ -87,10 +87,19 @@ class Relay:
         found = kafka.describe_topic(self.admin, self.topic)
         known_topic, known_id = relay_topic()
         if found is not None and found[0] != self.partitions:
-            # Our keying needs the configured partition count: replace it.
+            # Our keying needs the configured partition count: replace it. The epoch first (it queues the whole
+            # history again, which takes a while), then delete and create back to back, retried at once: the
+            # embedded broker (Tansu) creates a missing topic again, with its default partition count, as soon
+            # as a consumer fetches from it, and live projectors keep fetching. With the epoch bump between the
+            # delete and the create, their fetches won that race for minutes (make trust, docs/TRUST.md).
             log.warning("topic %s has %s partitions, expected %s: recreating it", self.topic, found[0], self.partitions)
-            self.admin.delete_topics([self.topic])
-            found = None
+            start_new_broker_epoch()
+            self._replace_topic()
+            found = kafka.describe_topic(self.admin, self.topic)
+            remember_topic(self.topic, found[1] if found else "")
+            log.info("recreated topic %s with %s partitions; history queued for republishing", self.topic,
+                     self.partitions)
+            return True
         if found is not None:
             partitions, topic_id = found
             if known_topic == self.topic and known_id == topic_id:
@@ -112,6 +121,19 @@ class Relay:
         remember_topic(self.topic, found[1] if found else "")
         log.info("created topic %s with %s partitions; history queued for republishing", self.topic, self.partitions)
         return True
+
+    def _replace_topic(self, attempts: int = 20) -> None:
+        for _ in range(attempts):
+            try:
+                self.admin.delete_topics([self.topic])
+            except UnknownTopicOrPartitionError:
+                pass  # gone already
+            try:
+                kafka.create_topic(self.admin, self.topic, self.partitions)
+                return
+            except TopicAlreadyExistsError:
+                continue  # a consumer's fetch re-created it in between: again, at once
+        raise TopicAlreadyExistsError(f"{self.topic} is re-created by the broker as fast as it is deleted")
 
     # --- publishing ------------------------------------------------------------
 

@@ -325,7 +325,7 @@ class ProjectorRunner:
         name = self.projection.name
         try:
             with transaction.atomic(), connection.cursor() as cur:
-                if False:
+                if records:
                     # Partitions in sorted order (no deadlock between two runners); held to the commit, so a
                     # second runner on the same partition applies after us and skips what we applied.
                     cur.execute("SELECT pg_advisory_xact_lock(%s, p)::text FROM unnest(%s::int[]) AS t(p)",

@@ -422,7 +422,7 @@ def read_stream(stream_id: uuid.UUID, *, after_version: int = 0) -> list[Envelop
     """Every event of one stream, in stream order."""
     with connection.cursor() as cur:
         cur.execute(
-            f"SELECT {COLUMNS} FROM events_event WHERE stream_id = %s AND stream_version > %s "
+            f"SELECT {COLUMNS} FROM events_event WHERE stream_id = %s AND stream_version > %s "  # nosec B608
             "ORDER BY stream_version",
             [stream_id, after_version],
         )
@@ -439,7 +439,7 @@ def read_all(*, after_position: int = 0, limit: int = 1000) -> list[Envelope]:
     """
     with raw_cursor() as cur:
         cur.execute(
-            f"SELECT {COLUMNS} FROM events_event WHERE position > %s ORDER BY position LIMIT %s",
+            f"SELECT {COLUMNS} FROM events_event WHERE position > %s ORDER BY position LIMIT %s",  # nosec B608
             [after_position, limit], prepare=True, binary=True,
         )
         return envelopes_from_rows(cur.fetchall())

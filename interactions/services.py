@@ -162,7 +162,7 @@ def interactions_offer(offers: list[tuple[uuid.UUID, str, tuple]], *, meta) -> l
         ids = [iid for iid, _, _ in offers]
         with raw_cursor() as cur:
             cur.execute(f"SELECT {_ROW_COLUMNS} FROM interactions_interaction WHERE id = ANY(%b::uuid[]) ORDER BY id "
-                        "FOR UPDATE", [ids], prepare=True, binary=True)
+                        "FOR UPDATE", [ids], prepare=True, binary=True)  # nosec B608  # our columns, bound values
             rows = {r.id: r for r in (Interaction.from_db("default", _ROW_FIELDS, v) for v in cur.fetchall())}
         changes, appends = [], []
         for iid, agent_id, facts in offers:
@@ -302,7 +302,7 @@ def webhook_receive(*, channel: str, provider: str, data: dict, ident: Identity 
                     EmailMessage.objects.bulk_create(
                         [EmailMessage(message_id=data["message_id"], interaction=row)], ignore_conflicts=True)
                 with connection.cursor() as cur:
-                    cur.execute(f"UPDATE {ProviderMessage._meta.db_table} SET interaction_id = %s, "
+                    cur.execute(f"UPDATE {ProviderMessage._meta.db_table} SET interaction_id = %s, "  # nosec B608
                                 "positions = %s::jsonb, position = %s, customer_created = %s "
                                 "WHERE provider = %s AND message_id = %s",
                                 [row.id, json.dumps(positions), positions[-1] if positions else None,
@@ -321,7 +321,7 @@ def _claim(provider: str, message_id: str, channel: str) -> bool:
     """
     with connection.cursor() as cur:
         cur.execute(
-            f"INSERT INTO {ProviderMessage._meta.db_table} (provider, message_id, channel, positions, "
+            f"INSERT INTO {ProviderMessage._meta.db_table} (provider, message_id, channel, positions, "  # nosec B608
             "customer_created, received_at) VALUES (%s, %s, %s, '[]'::jsonb, false, now()) "
             "ON CONFLICT (provider, message_id) DO NOTHING RETURNING id",
             [provider, message_id, channel],
@@ -350,7 +350,7 @@ def _commit(row: Interaction, new_events: list, *, is_new: bool, meta: Metadata,
         row.updated_at = timezone.now()
         with connection.cursor() as cur:
             cur.execute(f"UPDATE {Interaction._meta.db_table} SET status = %s, queue = %s, agent_id = %s, "
-                        "version = %s, updated_at = %s WHERE id = %s",
+                        "version = %s, updated_at = %s WHERE id = %s",  # nosec B608  # the model's table
                         [row.status, row.queue, row.agent_id, row.version, row.updated_at, row.id])
     hooks.changed(row, new_events)
     metrics.offer_outcomes(row, new_events)  # a call answered or refused at the provider counts too
@@ -371,7 +371,7 @@ def _conversation(channel: str, provider: str, conversation_id: str | None) -> I
         return None
     with connection.cursor() as cur:
         cur.execute(
-            f"SELECT {_COLUMNS} FROM {Interaction._meta.db_table} i JOIN {Conversation._meta.db_table} c "
+            f"SELECT {_COLUMNS} FROM {Interaction._meta.db_table} i JOIN {Conversation._meta.db_table} c "  # nosec B608
             "ON c.interaction_id = i.id WHERE c.channel = %s AND c.provider = %s AND c.conversation_id = %s "
             "FOR UPDATE OF i",
             [channel, provider, conversation_id],

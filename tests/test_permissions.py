@@ -309,7 +309,7 @@ def test_no_mass_assignment(world):
          "agent_id"),
         ("/api/v1/callbacks/", {"customer_id": str(world["mine"].customer_id), "reason": "promised", "due_at": due,
                                 "status": "completed"}, "status"),
-        (f"/api/v1/agents/me/presence/", {"presence": "available", "team": "B"}, "team"),
+        ("/api/v1/agents/me/presence/", {"presence": "available", "team": "B"}, "team"),
     ]:
         response = ann.post(url, body, format="json")
         assert response.status_code == 400 and field in response.json(), (url, response.content)

@@ -34,6 +34,18 @@ def _exits(ctx, row: Row, t0: float, t1: float) -> list:
     return exits
 
 
+def _log_lines(stack, name: str, needle: str, since_wall: str) -> list[str]:
+    """Lines of every incarnation's log of `name` containing `needle`, logged at or after `since_wall`."""
+    out = []
+    for path in sorted(stack.logs.glob(f"{name}.*.log")):
+        try:
+            lines = path.read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        out += [ln for ln in lines if needle in ln and ln[:19] >= since_wall and ln[:2] == "20"]
+    return sorted(out)
+
+
 def outbox_peak_sampler(db: Db, seconds: float) -> int:
     peak, deadline = 0, time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -100,6 +112,7 @@ def broker_restart(ctx) -> Row:
               "up to it. The epoch is `events_relay_state.broker_epoch`.")
     settle(ctx.db)
     epoch0 = ctx.db.value("SELECT broker_epoch FROM events_relay_state WHERE id = 1")
+    wall0 = time.strftime("%Y-%m-%d %H:%M:%S")
     t0 = time.monotonic()
     ctx.stack.kafka.stop()
     log(f"scenario 2b: broker stopped for {a.broker_restart_down:.0f} s")
@@ -121,6 +134,11 @@ def broker_restart(ctx) -> Row:
     row.figures = [f"broker epoch {epoch0} -> {epoch1}", f"{republished:,} events queued again for publishing "
                    f"(the store up to position {head:,})", f"{w['errors']} connection errors"]
     row.detail(f"the relay started the new epoch {secs(queued, t1)} after the broker came back")
+    recreated = _log_lines(ctx.stack, "relay", "expected", wall0)
+    if recreated:
+        row.detail(f"the relay found the topic auto-created with the broker's default partition count and replaced "
+                   f"it {len(recreated)} times before it stayed (each time a new epoch, the history queued again): "
+                   f"first {recreated[0][:19]}, last {recreated[-1][:19]}")
     row.check("no 5xx and no connection error", w["5xx"] == 0 and w["errors"] == 0)
     row.check("a new broker epoch started", epoch1 is not None and epoch0 is not None and epoch1 > epoch0)
     row.check("the history was republished and every projection caught up", t_relay is not None and t_proj is not None)

@@ -24,7 +24,9 @@ def _domain_check(normalize):
 class RegisterCustomerInput(serializers.Serializer):
     display_name = serializers.CharField(max_length=200)
     email = serializers.EmailField(required=False, allow_null=True, max_length=254)
+    # Not trimmed: the pattern (in the schema too) holds for the value as sent; the domain normalises it to E.164.
     phone = serializers.RegexField(r"^\+?[0-9 ()\-]{3,40}$", required=False, allow_null=True, max_length=40,
+                                   trim_whitespace=False,
                                    error_messages={"invalid": "Enter a phone number: digits, spaces, ( ) - and an optional leading +."})
     preferred_channel = serializers.ChoiceField(choices=CHANNELS, required=False, default="")
 
@@ -40,7 +42,7 @@ class ChangeCustomerInput(serializers.Serializer):
     expected_version = serializers.IntegerField(min_value=1, help_text="the `version` you last read (409 if stale)")
     display_name = serializers.CharField(max_length=200, required=False)
     email = serializers.EmailField(required=False, max_length=254)
-    phone = serializers.RegexField(r"^\+?[0-9 ()\-]{3,40}$", required=False, max_length=40)
+    phone = serializers.RegexField(r"^\+?[0-9 ()\-]{3,40}$", required=False, max_length=40, trim_whitespace=False)
     preferred_channel = serializers.ChoiceField(choices=CHANNELS, required=False)
     language = serializers.CharField(max_length=35, required=False, allow_blank=True,
                                      help_text='BCP 47 tag, e.g. "de-DE"; "" clears')
@@ -52,8 +54,8 @@ class ChangeCustomerInput(serializers.Serializer):
     notes = serializers.CharField(max_length=domain.MAX_NOTES_LENGTH, required=False, allow_blank=True)
 
     # For OpenAPI: the PATCH that takes this still needs expected_version (drf-spectacular makes a PATCH body's
-    # fields all optional).
-    schema_rules = {"required": ["expected_version"]}
+    # fields all optional), and at least one field to change.
+    schema_rules = {"required": ["expected_version"], "minProperties": 2}  # and something to change
 
     validate_language = _domain_check(domain.normalize_language)
     validate_contact_hours = _domain_check(domain.normalize_contact_hours)

@@ -29,7 +29,8 @@ class CallbackOutput(serializers.ModelSerializer):
 
 class EscalateInput(serializers.Serializer):
     target = serializers.ChoiceField(choices=["queue", "supervisor"])
-    queue = serializers.CharField(max_length=100, required=False, help_text="target queue: the specialist queue")
+    queue = serializers.CharField(max_length=100, required=False,
+                                  help_text="target queue: the specialist queue (required then)")
     reason = serializers.CharField(max_length=2000)
     respond_within_minutes = serializers.IntegerField(min_value=1, max_value=7 * 24 * 60, help_text=(
         "the response time told to the customer; past it, the supervisors are alerted"))

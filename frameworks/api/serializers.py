@@ -22,6 +22,8 @@ class SwitchInput(serializers.Serializer):
                                         help_text="the contact reason whose script to follow")
     script = serializers.CharField(max_length=100, required=False, default="", help_text="or a script by name")
 
+    schema_rules = {"anyOf": [{"required": ["disposition"]}, {"required": ["script"]}]}  # validate(), for OpenAPI
+
     def validate(self, attrs):
         if not attrs["disposition"] and not attrs["script"]:
             raise serializers.ValidationError({"disposition": "name a disposition or a script"})

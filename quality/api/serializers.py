@@ -134,7 +134,7 @@ class ScorecardOutput(serializers.Serializer):
 class EvaluationInput(serializers.Serializer):
     scorecard = serializers.IntegerField(help_text="a scorecard version's id")
     interaction_id = serializers.UUIDField()
-    answers = serializers.JSONField(help_text='criterion key -> "yes" / "no" / a number / "n/a"')
+    answers = serializers.DictField(help_text='criterion key -> "yes" / "no" / a number / "n/a"')
 
 
 class DisputeInput(serializers.Serializer):
@@ -144,7 +144,8 @@ class DisputeInput(serializers.Serializer):
 class ResolveInput(serializers.Serializer):
     outcome = serializers.ChoiceField(choices=["upheld", "rescored"])
     note = serializers.CharField(max_length=2000, allow_blank=True, default="")
-    answers = serializers.JSONField(required=False, allow_null=True, default=None)
+    answers = serializers.DictField(required=False, allow_null=True, default=None,
+                                    help_text="outcome rescored: the new answers, as in an evaluation")
 
 
 class CalibrationQuery(serializers.Serializer):

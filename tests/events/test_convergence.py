@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 
 import pytest
 from django.conf import settings
@@ -206,6 +207,39 @@ def test_the_checksum_sees_a_row_that_differs_and_the_command_says_where():
         assert "checksum_" not in cur.fetchone()[0]
 
 
+def bulk_customers(n: int) -> None:
+    """n customers registered and changed once, 100 to a transaction (events quickly, without the services)."""
+    from django.db import transaction
+
+    from customers.events import CustomerDetailsChanged, CustomerRegistered
+    from events import store
+
+    for k in range(0, n, 100):
+        with transaction.atomic():
+            for i in range(k, min(n, k + 100)):
+                sid = uuid.uuid4()
+                store.append(stream_type="customer", stream_id=sid, customer_id=sid, expected_version=0,
+                             events=[CustomerRegistered(display_name=f"Bulk {i}"),
+                                     CustomerDetailsChanged(preferred_channel="sms")])
+
+
+def _fetch(bootstrap: str, topic: str, fetching: threading.Event) -> None:
+    """Fetch from every partition of `topic` until told to stop, reconnecting on its own (a live consumer)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                             allow_auto_create_topics=False, fetch_max_wait_ms=50)
+    try:
+        consumer.assign([TopicPartition(topic, p) for p in range(8)])
+        while fetching.is_set():
+            try:
+                consumer.poll(timeout_ms=100)
+            except Exception:  # the broker away, offsets out of range: a consumer carries on
+                time.sleep(0.05)
+    finally:
+        consumer.close()
+
+
 def more_contacts(n: int, first: int) -> None:
     for i in range(first, first + n):
         iid = interactions.interaction_create(channel="sms", direction="inbound", meta=META, queue="support",
@@ -245,4 +279,49 @@ def test_relay_and_projector_ride_out_losing_their_database_sessions(topic):
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=30)
     assert not OutboxEntry.objects.exists()
+    assert_converged()
+
+
+@pytest.mark.slow
+def test_a_broker_back_empty_under_fetching_projectors_costs_one_republish(settings, topic, background):
+    """The embedded broker creates a missing topic (with 4 partitions) as soon as a consumer fetches from it, and
+    the projectors keep fetching: the relay must still replace it with ours (8 partitions) at once, in one new
+    epoch, not fight them epoch after epoch while the history is queued again each time."""
+    from contactcenter.devstack import Kafka, free_port
+    from events import kafka
+    from events.models import RelayState
+
+    settings.KAFKA_EVENTS_PARTITIONS = 8  # not the broker's default: what it auto-creates is wrong for us
+    broker = Kafka(free_port()).start()
+    settings.KAFKA_BOOTSTRAP_SERVERS = [broker.bootstrap]
+    try:
+        make_history(contacts=20)
+        bulk_customers(3000)  # a history worth queuing again: the epoch bump takes a while
+        background.relay()
+        for p in all_projections():
+            background.projector(p.name)
+        wait_for(caught_up, timeout=120, interval=0.2, what="caught up before the restart")
+        epoch = RelayState.objects.get().broker_epoch
+        fetching = threading.Event()
+        fetching.set()
+        fetcher = threading.Thread(target=_fetch, args=(broker.bootstrap, topic, fetching), daemon=True)
+        fetcher.start()  # as a consumer does that rides out the restart without an error: it fetches on
+        time.sleep(1.0)
+        broker.stop()
+        time.sleep(1.0)
+        broker.start()  # empty; the fetches re-create the topic with the broker's 4 partitions at once
+        more_contacts(5, first=200)
+        wait_for(lambda: not OutboxEntry.objects.exists() and caught_up(), timeout=90, interval=0.2,
+                 what="republished and caught up")
+        fetching.clear()
+        fetcher.join(10)
+        admin = kafka.admin_client()
+        try:
+            assert kafka.describe_topic(admin, topic)[0] == 8
+        finally:
+            admin.close()
+        assert RelayState.objects.get().broker_epoch - epoch <= 2  # new incarnation (+ one replacement at most)
+    finally:
+        background.stop_all()
+        broker.stop()
     assert_converged()
