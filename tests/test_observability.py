@@ -254,7 +254,7 @@ def test_outbox_backlog_and_projection_lag_match_postgresql(scraper, topic, back
     assert value(samples, "cc_projection_rebuilding", projection="customers.timeline") == 0
 
 
-def test_websocket_connections_are_counted_while_open(user, scraper):
+def test_websocket_connections_are_counted_while_open(staff, scraper):
     from asgiref.sync import async_to_sync, sync_to_async
     from channels.testing import WebsocketCommunicator
 
@@ -265,7 +265,7 @@ def test_websocket_connections_are_counted_while_open(user, scraper):
 
     async def scenario():
         before = await read()
-        ticket = await sync_to_async(lambda: ticket_issue(user)[0])()
+        ticket = await sync_to_async(lambda: ticket_issue(staff)[0])()
         communicator = WebsocketCommunicator(application, f"/ws/customers/{uuid.uuid4()}/timeline/?ticket={ticket}",
                                              headers=[(b"host", b"localhost"), (b"origin", b"http://localhost")])
         connected, _ = await communicator.connect()

@@ -102,7 +102,7 @@ def test_websocket_refuses_a_connection_without_a_token():
     assert not connected and code == 4401
 
 
-def test_websocket_with_a_ticket_receives_timeline_pushes(user):
+def test_websocket_with_a_ticket_receives_timeline_pushes(staff):
     from asgiref.sync import async_to_sync
 
     from customers.realtime import notify_timeline
@@ -111,7 +111,7 @@ def test_websocket_with_a_ticket_receives_timeline_pushes(user):
     customer = "00000000-0000-0000-0000-000000000002"
 
     async def scenario():
-        communicator, connected, _ = await _ws_connect(f"/ws/customers/{customer}/timeline/", user)
+        communicator, connected, _ = await _ws_connect(f"/ws/customers/{customer}/timeline/", staff)
         assert connected
         from asgiref.sync import sync_to_async
 
@@ -129,7 +129,7 @@ def test_websocket_with_a_ticket_receives_timeline_pushes(user):
     assert message["type"] == "timeline.changed" and message["position"] == 7 and message["customer_id"] == customer
 
 
-def test_a_merged_customers_events_are_pushed_to_the_targets_timeline(user):
+def test_a_merged_customers_events_are_pushed_to_the_targets_timeline(staff):
     from asgiref.sync import async_to_sync, sync_to_async
 
     from customers.models import TimelineMerge
@@ -142,8 +142,8 @@ def test_a_merged_customers_events_are_pushed_to_the_targets_timeline(user):
     TimelineMerge.objects.create(source_id=source, target_id=target)
 
     async def scenario():
-        on_target, connected, _ = await _ws_connect(f"/ws/customers/{target}/timeline/", user)
-        on_source, connected_too, _ = await _ws_connect(f"/ws/customers/{source}/timeline/", user)
+        on_target, connected, _ = await _ws_connect(f"/ws/customers/{target}/timeline/", staff)
+        on_source, connected_too, _ = await _ws_connect(f"/ws/customers/{source}/timeline/", staff)
         assert connected and connected_too
         env = Envelope(9, uuid.uuid4(), "interactions.MessageRecorded", 2, "interaction", uuid.uuid4(), 3,
                        source, dt.datetime.now(dt.UTC), dt.datetime.now(dt.UTC), None, None, {}, "chat", {})

@@ -145,12 +145,12 @@ def _offer_quietly(interaction_id: str, agent_id: str) -> None:
     assert Agent.objects.filter(user__username=agent_id).exists()
 
 
-def test_the_timeline_stream_numbers_its_pushes_and_counts_from_the_welcome(user):
+def test_the_timeline_stream_numbers_its_pushes_and_counts_from_the_welcome(staff):
     customer = uuid.uuid4()
     stream = timeline_group(customer)
 
     async def scenario():
-        socket, _, _ = await connect(f"/ws/customers/{customer}/timeline/", user, welcome=False)
+        socket, _, _ = await connect(f"/ws/customers/{customer}/timeline/", staff, welcome=False)
         welcome = await socket.receive_json_from(timeout=5)
         layer = get_channel_layer()
         for position in (5, 6):
