@@ -113,7 +113,7 @@ def _table_sum(cur, spec: _Spec, schema: str | None) -> TableSum:
     where = f"WHERE {spec.where}" if spec.where else ""
     # md5 per row, then md5 over the row hashes in key order: 32 bytes a row to aggregate, whatever the row's size.
     cur.execute(
-        f"SELECT count(*), coalesce(md5(string_agg(_row_hash, '' ORDER BY {order})), '') "
+        f"SELECT count(*), coalesce(md5(string_agg(_row_hash, '' ORDER BY {order})), '') "  # nosec B608: names from model meta; values are params
         f"FROM (SELECT md5(ROW({cols})::text) AS _row_hash, * FROM {_qualified(schema, spec.table)} {where}) t",
         list(spec.params),
     )
@@ -199,7 +199,7 @@ def _differences(projection: Projection, live: ProjectionSum, rebuilt: Projectio
             where = f"WHERE {spec.where}" if spec.where else ""
             for label, a, b in (("live only", home, schema), ("replay only", schema, home)):
                 cur.execute(
-                    f"SELECT {shown} FROM (SELECT {cols} FROM {_qualified(a, spec.table)} {where} EXCEPT ALL "
+                    f"SELECT {shown} FROM (SELECT {cols} FROM {_qualified(a, spec.table)} {where} EXCEPT ALL "  # nosec B608: as above
                     f"SELECT {cols} FROM {_qualified(b, spec.table)} {where}) d LIMIT %s",
                     [*spec.params, *spec.params, limit],
                 )

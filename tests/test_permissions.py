@@ -13,6 +13,7 @@ cannot ship without its row.
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import json
 import uuid
 from decimal import Decimal
@@ -63,7 +64,11 @@ def world(settings):
     settings.WEBHOOK_SECRETS = {"test": "s3cret"}
     from frameworks.models import Script
 
-    Script.objects.filter(name="Standard contact", active=True).update(queues=["support"])  # seeded by migration
+    # The migration seeds this script; a transactional test (the fuzzer's) may run after a flush that removed it.
+    steps = importlib.import_module("frameworks.migrations.0002_standard_script").STEPS
+    Script.objects.get_or_create(name="Standard contact", active=True,
+                                 defaults={"version": 1, "steps": steps, "dispositions": ["general"]})
+    Script.objects.filter(name="Standard contact", active=True).update(queues=["support"])
     make_queue("billing", skills={"billing": 1})
     make_queue("support", skills={"support": 1})
     team_a, team_b = Team.objects.create(name="A"), Team.objects.create(name="B")

@@ -134,7 +134,7 @@ def broker_restart(ctx) -> Row:
     row.figures = [f"broker epoch {epoch0} -> {epoch1}", f"{republished:,} events queued again for publishing "
                    f"(the store up to position {head:,})", f"{w['errors']} connection errors"]
     row.detail(f"the relay started the new epoch {secs(queued, t1)} after the broker came back")
-    recreated = _log_lines(ctx.stack, "relay", "expected", wall0)
+    recreated = _log_lines(ctx.stack, "relay", "partitions, expected", wall0)
     if recreated:
         row.detail(f"the relay found the topic auto-created with the broker's default partition count and replaced "
                    f"it {len(recreated)} times before it stayed (each time a new epoch, the history queued again): "

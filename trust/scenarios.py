@@ -391,7 +391,8 @@ def routing_race(ctx) -> Row:
               "while `routing_work` is counted against capacities every 0.2 s. Safety at the end uses "
               "bench/routing_bench.py's queries over the whole event history, plus interactions with more than one "
               "InteractionAccepted. Redelivery: the killed task's id (its `received` line in the worker's log) is "
-              "looked for in the other workers' logs (the trust stack sets CELERY_VISIBILITY_TIMEOUT="
+              "looked for in the other workers' logs for up to twice the visibility timeout plus a minute, timed "
+              "by that log line (the trust stack sets CELERY_VISIBILITY_TIMEOUT="
               f"{a.visibility_timeout} s and CELERY_UNACKED_RESTORE_INTERVAL={a.restore_interval} s).")
     make_queue("trust-race", channels=["chat"], skill="trust-race", offer_timeout_seconds=600)
     agents = make_agents("race", a.race_agents, skill="trust-race", capacity={"chat": a.race_capacity})
@@ -453,7 +454,7 @@ def routing_race(ctx) -> Row:
             rows = [r for r in killer.rows(LOCK_HOLDER_SQL, [classid, objid, since[0]]) if r[0].startswith("trust-race-")]
             if rows:
                 kill["name"] = rows[0][0].removeprefix("trust-")
-                kill["at"] = time.monotonic()
+                kill["at"], kill["wall"] = time.monotonic(), time.time()
                 stack.kill(kill["name"], signal.SIGKILL)
                 return
             time.sleep(0.001)
@@ -478,8 +479,10 @@ def routing_race(ctx) -> Row:
     task_id = _last_received(stack, killed) if killed else None
     full = min(slots, a.race_work)
     t_full = wait_until(lambda: probe.value(IN_HAND_SQL) >= full, a.recover_timeout, 0.1)
-    t_redelivered = wait_until(lambda: task_id and _received_elsewhere(stack, names, killed, task_id),
-                               max(5.0, a.visibility_timeout + 3 * a.restore_interval + 10) if task_id else 0, 1.0)
+    # Redelivery: once the visibility timeout has passed, some worker's periodic restore puts it back.
+    seen_again = wait_until(lambda: task_id and _received_elsewhere(stack, names, killed, task_id),
+                            2 * a.visibility_timeout + 60 if task_id else 0, 1.0)
+    redelivered_after = _received_after(stack, names, killed, task_id, kill["wall"]) if seen_again else None
 
     # Churn: accept, end, wrap up, new chats.
     accepts = Counter()
@@ -561,7 +564,9 @@ def routing_race(ctx) -> Row:
     row.figures = [f"killed {killed or 'nobody'} mid-decision ({offers_at_kill} offers in hand then)",
                    f"{offers:,} offers, {accepted:,} acceptances in the queue",
                    f"capacity overruns: {overruns['max']} (max of {overruns['samples']} samples), {work_over} at the end",
-                   f"killed task {'redelivered and run again ' + secs(t_redelivered, t_kill) + ' after the kill' if t_redelivered and task_id else 'not seen again'}"]
+                   (f"killed task redelivered and run again {redelivered_after:.0f} s after the kill"
+                    if redelivered_after is not None else
+                    f"killed task not seen again within {2 * a.visibility_timeout + 60} s")]
     row.detail(f"REST answers during the churn: {dict(accepts)}")
     row.detail(f"double offers {doubles}, accepted twice {accepted_twice}, voice rule {voice}, Work rows out of step "
                f"{out_of_step}, routing tasks that raised {errors}")
@@ -597,6 +602,23 @@ def _last_received(stack: Stack, name: str) -> str | None:
 
 def _received_elsewhere(stack: Stack, names: list[str], killed: str, task_id: str) -> bool:
     return any(f"[{task_id}] received" in _log_text(stack, n) for n in names if n != killed)
+
+
+def _received_after(stack: Stack, names: list[str], killed: str, task_id: str, since: float) -> float | None:
+    """Seconds from `since` (time.time()) to the other workers' first `received` line of the task (its log time)."""
+    import datetime as dt
+
+    for n in names:
+        if n == killed:
+            continue
+        for line in _log_text(stack, n).splitlines():
+            if f"[{task_id}] received" in line:
+                try:
+                    at = dt.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+                except ValueError:
+                    continue
+                return at - since
+    return None
 
 
 def _task_errors(stack: Stack, names: list[str]) -> int:
