@@ -122,6 +122,7 @@ def world(settings):
            "survey_id": survey.id, "stream_id": mine.id, "provider": "test", "channel": "chat"}
     soon = due.isoformat()
     bodies = {  # a command naming bob's objects in its body, valid otherwise
+        "/api/v1/interactions/": {"channel": "chat", "customer_id": str(mine.customer_id)},
         "/api/v1/callbacks/": {"customer_id": str(mine.customer_id), "reason": "promised", "due_at": soon,
                                "origin_interaction_id": str(mine.id)},
         "/api/v1/followups/": {"interaction_id": str(mine.id), "due_at": soon, "note": "ring back"},
@@ -196,7 +197,9 @@ MATRIX: dict[tuple[str, str], dict] = {
     ("get", "/api/v1/incidents/{report_id}/"): READ_BOBS,
     ("post", "/api/v1/incidents/{report_id}/amend/"): READ_BOBS | {"compliance": 403},  # reads, never amends
     ("get", "/api/v1/interactions/"): SIGNED_IN_LIST,
-    ("post", "/api/v1/interactions/"): ROLE_COMMAND,
+    # Starting a contact for a customer id you may not see: 404 (a caller's phone number or email, `identity`,
+    # reaches any customer: that is how a contact starts).
+    ("post", "/api/v1/interactions/"): COMMAND_BOBS | {"nobody": 403, "compliance": 403},
     ("get", "/api/v1/interactions/{id}/"): READ_BOBS,
     ("post", "/api/v1/interactions/{interaction_id}/actions/"): COMMAND_BOBS,
     ("post", "/api/v1/interactions/{interaction_id}/escalate/"): COMMAND_BOBS,

@@ -67,6 +67,7 @@ class InteractionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         if not access.may_command(request.user):
             raise PermissionDenied("your role reads interactions; it does not start them")
         data = valid(s.CreateInteractionInput, request.data)
+        access.require_named(request, data)  # a customer id must be one you may see; an identity reaches anyone
         ident = data.pop("identity", None)
         if ident is not None:
             ident = make_identity(ident["kind"], ident["value"], provider=ident.get("provider", ""),

@@ -87,7 +87,6 @@ def test_only_the_offered_agent_may_accept(api, staff):
         ({"channel": "chat"}, "customer_id"),
         ({"channel": "chat", "identity": {"kind": "phone", "value": "not a number"}}, "phone"),
         ({"channel": "chat", "identity": {"kind": "social", "value": "ada", "provider": "myspace"}}, "provider"),
-        ({"channel": "chat", "customer_id": str(uuid.uuid4())}, "customer_id"),
     ],
 )
 def test_bad_input_names_the_field_and_stores_nothing(api, body, field):
@@ -95,6 +94,16 @@ def test_bad_input_names_the_field_and_stores_nothing(api, body, field):
     assert response.status_code == 400
     payload = response.json()
     assert field in payload or payload.get("field") == field, payload
+    assert Event.objects.count() == 0 and Interaction.objects.count() == 0
+
+
+def test_an_unknown_customer_id_is_a_400_for_an_admin_and_a_404_for_an_agent(api, staff_api):
+    """An admin may see every customer, so is told the id names none; an agent is told only what they would be
+    told about a customer of someone else's (404: ids cannot be probed). Nothing is stored either way."""
+    body = {"channel": "chat", "customer_id": str(uuid.uuid4())}
+    response = staff_api.post("/api/v1/interactions/", body, format="json")
+    assert response.status_code == 400 and response.json()["field"] == "customer_id", response.content
+    assert api.post("/api/v1/interactions/", body, format="json").status_code == 404
     assert Event.objects.count() == 0 and Interaction.objects.count() == 0
 
 
