@@ -130,7 +130,15 @@ def interactions_visible(user, qs: QuerySet | None = None) -> QuerySet:
         return qs
     agents = _scope_agents(user)
     handled = Served.objects.filter(agent_id__in=agents).values("interaction_id")
-    return qs.filter(Q(agent_id__in=agents) | Q(queue__in=_scope_queues(user)) | Q(id__in=handled))
+    return qs.filter(Q(agent_id__in=agents) | _waiting_in(_scope_queues(user)) | Q(id__in=handled))
+
+
+def _waiting_in(queues, statuses=None) -> Q:
+    """Work still waiting in those queues: once an agent has it, it is theirs (and their team's), not the
+    queue's; the queue column keeps its last queue for the reports."""
+    from interactions import domain
+
+    return Q(queue__in=queues, status__in=statuses or domain.WAITING)
 
 
 def may_see_interaction(user, interaction_id) -> bool:
@@ -144,13 +152,15 @@ def may_command_interaction(user, interaction_id) -> bool:
         return True
     if not may_command(user):
         return False
-    from contactcenter.models import Served
+    from interactions import domain
     from interactions.models import Interaction
 
+    # The contact in your (your team's) hands, or waiting in one of your queues to be taken by hand. Having
+    # served it once lets you read it, not command it after it has moved on to someone else.
     agents = _scope_agents(user)
     return Interaction.objects.filter(
-        Q(id=interaction_id) & (Q(agent_id__in=agents) | Q(queue__in=_scope_queues(user)))
-    ).exists() or Served.objects.filter(agent_id__in=agents, interaction_id=interaction_id).exists()
+        Q(id=interaction_id) & (Q(agent_id__in=agents) | _waiting_in(_scope_queues(user), [domain.QUEUED]))
+    ).exists()
 
 
 def customers_visible_ids(user) -> QuerySet | None:

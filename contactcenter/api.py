@@ -120,6 +120,12 @@ def exception_handler(exc, context):
     if degraded is not None:
         return Response(degraded, status=status.HTTP_503_SERVICE_UNAVAILABLE,
                         headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    if isinstance(exc, (exceptions.PermissionDenied, exceptions.NotFound)):
+        from contactcenter.throttling import count_denied
+
+        over = count_denied(context.get("request"), context.get("view"))  # denials count against the rates too
+        if over is not None:
+            exc = over
     if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed, exceptions.PermissionDenied)):
         from contactcenter.access import audit_denied_response
 

@@ -160,7 +160,7 @@ class IdempotencyMiddleware:
         if request.method not in METHODS or META_KEY not in request.META:
             return None
         cls = getattr(view_func, "cls", None)
-        if cls is None or not issubclass(cls, APIView):
+        if cls is None or not issubclass(cls, APIView) or not getattr(cls, "idempotency", True):
             return None
         authenticated = _authenticate(request, view_func)
         if authenticated is None:
@@ -252,11 +252,12 @@ def document_in_schema(result, generator, request, public):
     """drf-spectacular postprocessing hook: every authenticated POST documents `Idempotency-Key`, the replay
     header, 422 for a reused key, and 429 for the rate limits. The signed webhooks (views without
     authenticators: no user, so no per-user key) are left as they are: they deduplicate by the provider's
-    message id."""
+    message id. Nor is a view that is not a command (`idempotency = False`: the WebSocket ticket)."""
     error = {"$ref": "#/components/schemas/Error"} if "Error" in result.get("components", {}).get("schemas", {}) \
         else {"type": "object"}
     signed = {path for path, _, method, callback in (getattr(generator, "endpoints", None) or [])
-              if method == "POST" and getattr(getattr(callback, "cls", None), "authentication_classes", None) == []}
+              if method == "POST" and (getattr(getattr(callback, "cls", None), "authentication_classes", None) == []
+                                       or not getattr(getattr(callback, "cls", None), "idempotency", True))}
     for path, operations in result.get("paths", {}).items():
         operation = operations.get("post")
         if operation is None or path in signed or operation.get("security") == []:

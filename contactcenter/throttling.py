@@ -148,6 +148,7 @@ class _WindowThrottle(BaseThrottle):
         raise NotImplementedError
 
     def allow_request(self, request, view) -> bool:
+        request._throttles_checked = True  # see count_denied()
         ident = self.ident(request, view)
         if ident is not None:
             # Raises rather than returning False: DRF's own Throttled carries a plain-string detail; ours a code.
@@ -224,3 +225,16 @@ class AnonymousRateLimitScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema):
         return []
+
+
+def count_denied(request, view) -> exceptions.Throttled | None:
+    """A request refused by a permission check (403, or 404 outside the caller's scope) before DRF ran the
+    throttles: count it now, so probing ids is rate limited like any other request. Returns the 429 to give
+    instead, if over a limit."""
+    if request is None or view is None or getattr(request, "_throttles_checked", False):
+        return None
+    try:
+        view.check_throttles(request)
+    except exceptions.Throttled as over:
+        return over
+    return None

@@ -90,6 +90,10 @@ class TicketOutput(serializers.Serializer):
 class WebSocketTicketView(APIView):
     """A ticket that opens one WebSocket (README, "Real-time contract")."""
 
+    # Not a command: a retry gets a new ticket. Replaying a stored answer would store the ticket in clear text
+    # (only its hash is kept) and hand out one that may have been used already.
+    idempotency = False
+
     @extend_schema(
         operation_id="ws_ticket_create",
         request=None,

@@ -192,8 +192,10 @@ class IdentityTaken(CustomerError):
     code = "identity_taken"
 
     def __init__(self, field: str, customer_id) -> None:
-        self.field = field
-        super().__init__(f"this {field} already belongs to customer {customer_id}")
+        # Which customer is not said: the caller may not be allowed to see them (docs/SECURITY.md, 404 not 403);
+        # an admin finds them in the directory.
+        self.field, self.customer_id = field, customer_id
+        super().__init__(f"this {field} already belongs to another customer")
 
 
 def _masked(text: str | None) -> str | None:

@@ -52,6 +52,21 @@ def timeline_list(customer_id: uuid.UUID, *, channel: str | None = None, event_t
     return entries
 
 
+# Streams whose content has its own endpoint, with its own readers and an audit entry per read: incident reports
+# (supervisors, compliance, their author) and quality evaluations (the agent and their reviewers). The timeline
+# shows that one happened and where to read it, never what it says.
+WITHHELD = {"incident": "/api/v1/incidents/{}/", "evaluation": "/api/v1/evaluations/{}/"}
+
+
+def timeline_withhold(entries: list[TimelineEntry]) -> list[TimelineEntry]:
+    """Replace the content of incident and evaluation entries with a pointer to their own endpoint."""
+    for e in entries:
+        where = WITHHELD.get(e.stream_type)
+        if where is not None:
+            e.data, e.personal_fields, e.key_id = {"withheld": True, "read_at": where.format(e.stream_id)}, [], None
+    return entries
+
+
 def timeline_open(entries: list[TimelineEntry]) -> list[TimelineEntry]:
     """Decrypt the personal fields of these entries in place (one query for the keys); returns them.
 

@@ -352,6 +352,7 @@ def _commit(row: Interaction, new_events: list, *, is_new: bool, meta: Metadata,
             cur.execute(f"UPDATE {Interaction._meta.db_table} SET status = %s, queue = %s, agent_id = %s, "
                         "version = %s, updated_at = %s WHERE id = %s",  # nosec B608  # the model's table
                         [row.status, row.queue, row.agent_id, row.version, row.updated_at, row.id])
+    _record_handled(row, new_events)  # a call answered at the provider is served as an accept is
     hooks.changed(row, new_events)
     metrics.offer_outcomes(row, new_events)  # a call answered or refused at the provider counts too
     return positions

@@ -237,6 +237,19 @@ def test_the_schema_documents_the_header_on_every_authenticated_post(staff_api):
                 if any(p["in"] == "header" and p["name"] == "Idempotency-Key" for p in op.get("parameters", []))}
     assert "/api/v1/customers/" in with_key and "/api/v1/interactions/{id}/messages/" in with_key
     # The signed webhooks have no user, hence no per-user key: they deduplicate by the provider's message id.
-    assert set(posts) - with_key == {"/api/v1/webhooks/{channel}/{provider}/", "/api/v1/surveys/webhook/{provider}/"}
+    # A WebSocket ticket is no command: a retry gets a new ticket (a stored answer would keep it in clear text).
+    assert set(posts) - with_key == {"/api/v1/webhooks/{channel}/{provider}/", "/api/v1/surveys/webhook/{provider}/",
+                                     "/api/v1/ws-tickets/"}
     assert posts["/api/v1/customers/"]["responses"]["422"]
     assert idempotency.REPLAYED_HEADER in posts["/api/v1/customers/"]["responses"]["201"]["headers"]
+
+
+def test_a_websocket_ticket_is_never_stored_nor_replayed(staff_api):
+    """Only a ticket's hash is kept (contactcenter/tickets.py); a retry with the same key gets a new ticket."""
+    from contactcenter.models import IdempotentRequest
+
+    first = staff_api.post("/api/v1/ws-tickets/", HTTP_IDEMPOTENCY_KEY="ticket-1")
+    again = staff_api.post("/api/v1/ws-tickets/", HTTP_IDEMPOTENCY_KEY="ticket-1")
+    assert first.status_code == again.status_code == 201
+    assert first.json()["ticket"] != again.json()["ticket"]
+    assert not IdempotentRequest.objects.filter(key="ticket-1").exists()

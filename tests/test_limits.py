@@ -246,6 +246,19 @@ def test_a_user_over_their_rate_gets_429_with_retry_after(user, staff, rates):
     assert client_for(staff).get("/api/v1/promises/", REMOTE_ADDR=ip).status_code == 200
 
 
+def test_refusals_before_the_view_count_against_the_rate_too(user, rates):
+    """A 404 for an id outside the caller's scope, or a 403 for their role, is decided before DRF runs its
+    throttles: probing ids must still hit the limit (and then gets 429, not another answer about the id)."""
+    rates(user="3/day")
+    ip = a_fresh_ip()
+    api = client_for(user)
+    answers = [api.get(f"/api/v1/customers/{uuid.uuid4()}/", REMOTE_ADDR=ip).status_code for _ in range(2)]
+    answers.append(api.get("/api/v1/events/", REMOTE_ADDR=ip).status_code)  # admins only
+    assert answers == [404, 404, 403]
+    over = api.get(f"/api/v1/customers/{uuid.uuid4()}/", REMOTE_ADDR=ip)
+    assert refused(over, 429, "throttled")["scope"] == "user"
+
+
 def test_all_users_of_one_ip_share_the_ip_rate(user, staff, rates):
     rates(ip="4/day")
     ip = a_fresh_ip()

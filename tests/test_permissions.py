@@ -143,6 +143,7 @@ SIGNED_IN_LIST = ANY  # a list: everyone signed in gets one (what is *in* it is 
 READ_BOBS = {"anon": 401, "nobody": 404, "ann": 404, "sup_a": 404, "bob": OK, "sup_b": OK, "compliance": OK,
              "admin": OK}
 COMMAND_BOBS = READ_BOBS | {"compliance": 404}
+PROMISE_BOBS = READ_BOBS | {"nobody": 403, "compliance": 403}  # a role that commands nothing: 403 first
 SUPERVISE_BOBS = {"anon": 401, "nobody": 403, "ann": 403, "sup_a": 404, "bob": 403, "sup_b": OK,
                   "compliance": 403, "admin": OK}
 SUPERVISORS = {"anon": 401, "nobody": 403, "ann": 403, "sup_a": OK, "bob": 403, "sup_b": OK, "compliance": 403,
@@ -160,8 +161,9 @@ MATRIX: dict[tuple[str, str], dict] = {
     ("post", "/api/v1/approvals/{action_id}/approve/"): SUPERVISE_BOBS,
     ("post", "/api/v1/approvals/{action_id}/reject/"): SUPERVISE_BOBS,
     ("get", "/api/v1/callbacks/"): SIGNED_IN_LIST,
-    ("post", "/api/v1/callbacks/"): READ_BOBS,  # about bob's customer: 404 for those who cannot see them
-    ("post", "/api/v1/callbacks/{callback_id}/cancel/"): READ_BOBS,
+    # About bob's customer: 404 for those who cannot see them; compliance reads promises, makes none.
+    ("post", "/api/v1/callbacks/"): PROMISE_BOBS,
+    ("post", "/api/v1/callbacks/{callback_id}/cancel/"): PROMISE_BOBS,
     ("get", "/api/v1/customers/"): SIGNED_IN_LIST,
     ("post", "/api/v1/customers/"): ROLE_COMMAND,
     ("get", "/api/v1/customers/{customer_id}/"): READ_BOBS,
@@ -189,9 +191,9 @@ MATRIX: dict[tuple[str, str], dict] = {
     ("get", "/api/v1/events/"): ADMIN_ONLY,
     ("get", "/api/v1/events/streams/{stream_id}/"): ADMIN_ONLY,
     ("get", "/api/v1/followups/"): SIGNED_IN_LIST,
-    ("post", "/api/v1/followups/"): READ_BOBS,
-    ("post", "/api/v1/followups/{followup_id}/cancel/"): READ_BOBS,
-    ("post", "/api/v1/followups/{followup_id}/done/"): READ_BOBS,
+    ("post", "/api/v1/followups/"): PROMISE_BOBS,
+    ("post", "/api/v1/followups/{followup_id}/cancel/"): PROMISE_BOBS,
+    ("post", "/api/v1/followups/{followup_id}/done/"): PROMISE_BOBS,
     ("get", "/api/v1/incidents/"): SIGNED_IN_LIST,
     ("post", "/api/v1/incidents/"): READ_BOBS | {"compliance": 403},  # compliance reads reports, files none
     ("get", "/api/v1/incidents/{report_id}/"): READ_BOBS,
@@ -356,3 +358,62 @@ def test_the_roles_are_groups_an_admin_manages():
     from contactcenter import access
 
     assert access.is_supervisor(get_user_model().objects.get(username="lead"))
+
+
+def test_a_shared_queue_shows_its_waiting_work_not_the_work_another_agent_holds(world):
+    """carl (team A) and bob (team B) both serve `support`. A chat waiting there is carl's to see and take; once
+    bob has it, it is bob's and team B's: carl can neither read it nor end it, hold it or write in it."""
+    carl = make_agent("carl", skills={"support": 3}, team=Team.objects.get(name="A"), presence="offline")
+    carl.user.groups.add(Group.objects.get(name="agent"))
+    carl_api, mine = client_for(carl.user), world["mine"]
+    assert mine.status == "active" and mine.queue == "support"
+    assert carl_api.get(f"/api/v1/interactions/{mine.id}/").status_code == 404
+    assert str(mine.id) not in carl_api.get("/api/v1/interactions/", {"queue": "support"}).content.decode()
+    for action, body in (("end", {"reason": "resolved"}), ("hold", {}),
+                         ("messages", {"direction": "outbound", "body": "not yours"})):
+        response = carl_api.post(f"/api/v1/interactions/{mine.id}/{action}/", body, format="json")
+        assert response.status_code == 404, (action, response.content)
+    waiting = interaction_services.interaction_create(
+        channel="chat", direction="inbound", meta=M, ident=identity("email", "new@example.com"), queue="support")
+    wid = waiting.interaction.id
+    assert carl_api.get(f"/api/v1/interactions/{wid}/").status_code == 200
+    taken = carl_api.post(f"/api/v1/interactions/{wid}/offer/", {"agent_id": "carl"}, format="json")
+    assert taken.status_code == 200, taken.content
+    assert world["clients"]["bob"].get(f"/api/v1/interactions/{wid}/").status_code == 200  # offered: still waiting
+    assert carl_api.post(f"/api/v1/interactions/{wid}/accept/", {}, format="json").status_code == 200
+    assert world["clients"]["bob"].get(f"/api/v1/interactions/{wid}/").status_code == 404  # carl's now
+    from interactions.models import Interaction
+
+    assert Interaction.objects.get(id=mine.id).status == "active"
+
+
+def test_the_timeline_points_to_reports_and_evaluations_and_never_shows_them(world):
+    """bob may see his customer's timeline, but the incident report and the evaluation on it are read at their
+    own endpoints (where their readers are checked and reads recorded): the timeline says where, not what."""
+    bob = world["clients"]["bob"]
+    customer = world["mine"].customer_id
+    entries = []
+    for kind in ("incidents.IncidentReported", "quality.EvaluationSubmitted"):
+        response = bob.get(f"/api/v1/customers/{customer}/timeline/", {"event_type": kind})
+        assert response.status_code == 200
+        entries += response.json()["results"]
+    assert {e["event_type"] for e in entries} == {"incidents.IncidentReported", "quality.EvaluationSubmitted"}
+    text = json.dumps(entries)
+    assert "shouting" not in text and "greeted" not in text, text
+    report = next(e for e in entries if e["stream_type"] == "incident")
+    assert report["data"] == {"withheld": True, "read_at": f"/api/v1/incidents/{world['ids']['report_id']}/"}
+    before = AuditEntry.objects.count()
+    assert world["clients"]["sup_b"].get(report["data"]["read_at"]).json()["description"] == "shouting"
+    assert AuditEntry.objects.count() == before + 1
+
+
+def test_out_of_scope_and_absent_objects_get_the_same_answer(world):
+    """Probing ids tells nothing: another team's survey and no survey at all read alike, and nobody learns whose
+    an email is."""
+    sup_a = world["clients"]["sup_a"]
+    theirs = sup_a.get(f"/api/v1/surveys/{world['ids']['survey_id']}/")
+    absent = sup_a.get(f"/api/v1/surveys/{uuid.uuid4()}/")
+    assert theirs.status_code == absent.status_code == 404 and theirs.json() == absent.json()
+    taken = world["clients"]["ann"].post("/api/v1/customers/", {"display_name": "x",
+                                                                 "email": "bob-customer@example.com"}, format="json")
+    assert taken.status_code == 409 and str(world["mine"].customer_id) not in taken.content.decode()

@@ -92,11 +92,14 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     def timeline(self, request, customer_id=None):
         """Everything that happened with this customer, on every channel, by occurred time (cursor paginated).
 
-        Includes the history of customers merged into this one.
+        Includes the history of customers merged into this one. Incident reports and quality evaluations show
+        as entries with `data` {"withheld": true, "read_at": <their endpoint>}: read them there, where their own
+        readers are checked and each read is on record.
         """
         customer_id = self._customer_id(customer_id)
         query = valid(TimelineQuery, request.query_params)
-        page = selectors.timeline_open(self.paginate_queryset(selectors.timeline_list(customer_id, **query)))
+        page = selectors.timeline_open(selectors.timeline_withhold(
+            self.paginate_queryset(selectors.timeline_list(customer_id, **query))))
         for entry in page:
             if entry.event_type == "interactions.RecordingAttached":  # who read a recording reference is on record
                 access.audit(request, outcome="read", action="customers.timeline", object_type="recording",

@@ -63,6 +63,7 @@ class CallbackList(APIView):
     def post(self, request):
         """Promise a callback (the customer asked for one, or you promised to come back). It is yours: when it
         falls due it is routed to you if you are free and qualified, else to the queue."""
+        _commanding(request)
         data = valid(s.CallbackInput, request.data)
         access.require_named(request, data)
         callback = services.callback_schedule(meta=command_meta(request), agent_id=request.user.get_username(),
@@ -70,11 +71,19 @@ class CallbackList(APIView):
         return Response(s.CallbackOutput(callback).data, status=201)
 
 
+def _commanding(request) -> None:
+    """Promises are made and kept by agents and supervisors: compliance reads them, a user without a role
+    does nothing (403 before any object is looked at)."""
+    if not access.may_command(request.user):
+        raise PermissionDenied("your role reads promises; it does not make, cancel or close them")
+
+
 class CallbackCancel(APIView):
     @extend_schema(request=s.CancelInput, responses={200: s.CallbackOutput, 403: ErrorSerializer,
                                                      404: ErrorSerializer, 409: ErrorSerializer})
     def post(self, request, callback_id):
         """Cancel an open callback (yours, or any for supervisors), with the reason."""
+        _commanding(request)
         _in_scope(request, Callback.objects.filter(id=callback_id).first(), "callback")
         data = valid(s.CancelInput, request.data)
         return Response(s.CallbackOutput(services.callback_cancel(callback_id=callback_id, meta=command_meta(request),
@@ -139,6 +148,7 @@ class FollowUpList(APIView):
     def post(self, request):
         """Promise a follow-up task with a due time (for the customer of a contact, or a customer). It is yours
         unless a supervisor assigns it; past its due time it is flagged overdue and the supervisors alerted."""
+        _commanding(request)
         data = valid(s.FollowUpInput, request.data)
         access.require_named(request, data)
         owner = data.pop("agent_id", None) or request.user.get_username()
@@ -155,6 +165,7 @@ class _FollowUpClose(APIView):
     @extend_schema(request=s.FollowUpCloseInput, responses={200: s.FollowUpOutput, 400: ErrorSerializer,
                                                             404: ErrorSerializer, 409: ErrorSerializer})
     def post(self, request, followup_id):
+        _commanding(request)
         _in_scope(request, FollowUp.objects.filter(id=followup_id).first(), "followup")  # existence does not leak
         data = valid(s.FollowUpCloseInput, request.data)
         task = services.followup_close(followup_id=followup_id, by=request.user.get_username(), done=self.done,

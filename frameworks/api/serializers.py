@@ -22,7 +22,9 @@ class SwitchInput(serializers.Serializer):
                                         help_text="the contact reason whose script to follow")
     script = serializers.CharField(max_length=100, required=False, default="", help_text="or a script by name")
 
-    schema_rules = {"anyOf": [{"required": ["disposition"]}, {"required": ["script"]}]}  # validate(), for OpenAPI
+    schema_rules = {"anyOf": [  # validate(), for OpenAPI: one of the two, not empty
+        {"required": ["disposition"], "properties": {"disposition": {"minLength": 1}}},
+        {"required": ["script"], "properties": {"script": {"minLength": 1}}}]}
 
     def validate(self, attrs):
         if not attrs["disposition"] and not attrs["script"]:

@@ -121,7 +121,9 @@ class SurveyView(APIView):
         if not may_read_reports(request.user):
             raise PermissionDenied("surveys are for supervisors")
         survey = _survey(survey_id)
-        access.require_named(request, {"interaction_id": survey.interaction_id})  # a contact of your teams
+        if not access.may_see_interaction(request.user, survey.interaction_id):  # a contact of your teams
+            access.deny(request, action=f"{request.method} {request.path}", object_type="survey",
+                        object_id=survey_id)  # "no such survey", as for one that does not exist
         return Response(s.SurveyOutput(survey).data)
 
 

@@ -211,6 +211,10 @@ def test_a_call_rings_at_an_agent_is_answered_held_transferred_and_ended_with_a_
                                   "RecordingAttached"]
     recording = store.read_stream(uuid.UUID(it["id"]))[-1]
     assert recording.data == {"recording_ref": "rec/42", "consent": "given"}
+    from contactcenter.models import Served  # both agents who answered may read the call and its customer
+
+    assert set(Served.objects.filter(interaction_id=it["id"]).values_list("agent_id", flat=True)) == {
+        "agent1", "agent2"}
     assert recording.channel == "voice" and recording.actor == {"type": "provider", "id": "voice/acme",
                                                                 "name": "acme"}
 
