@@ -155,11 +155,16 @@ def may_command_interaction(user, interaction_id) -> bool:
     from interactions import domain
     from interactions.models import Interaction
 
-    # The contact in your (your team's) hands, or waiting in one of your queues to be taken by hand. Having
-    # served it once lets you read it, not command it after it has moved on to someone else.
+    from contactcenter.models import Served
+
+    # The contact in your (your team's) hands, one you started or served that is in nobody else's, or work
+    # waiting in one of your queues to be taken by hand. Once it is in another agent's hands (a transfer), having
+    # served it lets you read it, not command it.
     agents = _scope_agents(user)
+    served = Served.objects.filter(agent_id__in=agents, interaction_id=interaction_id).values("interaction_id")
     return Interaction.objects.filter(
-        Q(id=interaction_id) & (Q(agent_id__in=agents) | _waiting_in(_scope_queues(user), [domain.QUEUED]))
+        Q(id=interaction_id) & (Q(agent_id__in=agents) | _waiting_in(_scope_queues(user), [domain.QUEUED])
+                                | Q(id__in=served, agent_id__isnull=True))
     ).exists()
 
 

@@ -76,7 +76,9 @@ def test_only_the_offered_agent_may_accept(api, staff):
     it = start(api, queue="q")["interaction"]
     other = client_for(staff)
     post(other, f"/api/v1/interactions/{it['id']}/offer/", {"agent_id": "someone-else"})  # by hand: an admin
-    assert api.post(f"/api/v1/interactions/{it['id']}/accept/", {}, format="json").status_code == 409
+    # The agent who started it may not take it from the one it is offered to: no longer theirs to command (404);
+    # the admin may command it, and the domain refuses an accept by anyone but the offered agent (409).
+    assert api.post(f"/api/v1/interactions/{it['id']}/accept/", {}, format="json").status_code == 404
     assert other.post(f"/api/v1/interactions/{it['id']}/accept/", {}, format="json").status_code == 409
 
 
