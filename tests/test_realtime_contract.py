@@ -207,6 +207,7 @@ def test_the_desk_page_finds_an_offer_whose_push_was_lost(web, browser):  # noqa
     iid = make_waiting("billing")
     desk = sign_in(browser, web, "ann", "/desk/")
     expect(desk.get_by_test_id("socket")).to_have_attribute("data-resyncs", "1")
+    desk.wait_for_load_state("networkidle")  # the welcome's resync has read REST (counted when it starts)
     _lose_one(agent_group(ann.pk))
     _offer_quietly(iid, "ann")
     desk.wait_for_timeout(300)
