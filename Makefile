@@ -61,6 +61,12 @@ bench-kpis: .venv
 
 # Scaling out (issue 8): projector events/s with 2 sharded processes vs 1 (100,000 events, 8 partitions) and
 # routing offers/s with 2 workers vs 1, same run; ~15 min; rewrites the bench-scale section of docs/BENCHMARKS.md.
+# Time travel (issue 9): the as_of timeline first page of a customer with 10,000 touches (p99 < 100 ms) vs the live
+# page, and the as_of context with events folded/s; rewrites the bench-history section of docs/BENCHMARKS.md.
+.PHONY: bench-history
+bench-history: .venv
+	$(VENV_PY) -m contactcenter.devstack bench bench/history_bench.py $(BENCH_ARGS)
+
 .PHONY: bench-scale
 bench-scale: .venv
 	$(VENV_PY) -m contactcenter.devstack bench bench/scale_bench.py $(BENCH_ARGS)

@@ -152,10 +152,9 @@ def may_command_interaction(user, interaction_id) -> bool:
         return True
     if not may_command(user):
         return False
+    from contactcenter.models import Served
     from interactions import domain
     from interactions.models import Interaction
-
-    from contactcenter.models import Served
 
     # The contact in your (your team's) hands, one you started or served that is in nobody else's, or work
     # waiting in one of your queues to be taken by hand. Once it is in another agent's hands (a transfer), having

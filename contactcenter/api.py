@@ -223,6 +223,8 @@ class AutoSchema(SpectacularAutoSchema):
         if ref.startswith("#/components/schemas/") and not self._signed():
             # A command refuses a field it does not take (valid(): no mass assignment); the schema says so.
             self.registry[(ref.rsplit("/", 1)[1], ResolvedComponent.SCHEMA)].schema["additionalProperties"] = False
+        if {"anyOf", "oneOf"} & set(getattr(serializer, "schema_rules", {})):
+            required = True  # one of the alternatives must be given, so an empty body is refused too
         return schema, required
 
     def _get_parameters(self):

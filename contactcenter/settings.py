@@ -454,3 +454,5 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"kafka": {"level": "WARNING"}},
 }
+IDENTITY_AUTO_MERGE = os.environ.get("IDENTITY_AUTO_MERGE", "merge").strip().lower()  # or "suggest" (docs/HISTORY.md)
+if IDENTITY_AUTO_MERGE not in ("merge", "suggest"): raise ImproperlyConfigured("IDENTITY_AUTO_MERGE: merge or suggest")

@@ -5,7 +5,8 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from customers import services
-from customers.models import Customer, CustomerIdentity, CustomerProfile, TimelineEntry
+from customers.domain import CustomerError
+from customers.models import Customer, CustomerIdentity, CustomerProfile, MergeSuggestion, TimelineEntry
 from customers.selectors import timeline_open
 from events.store import Actor, Metadata
 
@@ -102,6 +103,64 @@ class TimelineEntryAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(MergeSuggestion)
+class MergeSuggestionAdmin(admin.ModelAdmin):
+    """The review queue: customers found sharing an identity (IDENTITY_AUTO_MERGE = "suggest").
+
+    Merging keeps the target and makes the source its duplicate (customers.services.customer_merge); a
+    wrong merge is undone with POST /api/v1/customers/{target}/unmerge/ (docs/HISTORY.md).
+    """
+
+    list_display = ("created_at", "kind", "target_link", "source_link", "status", "decided_by", "decided_at")
+    list_filter = ("status", "kind")
+    search_fields = ("=target_id", "=source_id")
+    readonly_fields = ("target_id", "source_id", "kind", "status", "created_at", "decided_at", "decided_by")
+    actions = ["merge", "dismiss"]
+
+    @admin.display(description="target (kept)")
+    def target_link(self, obj):
+        return self._customer_link(obj.target_id)
+
+    @admin.display(description="source (duplicate)")
+    def source_link(self, obj):
+        return self._customer_link(obj.source_id)
+
+    def _customer_link(self, customer_id):
+        return format_html('<a href="{}">{}</a>', reverse("admin:customers_customer_change", args=[customer_id]),
+                           customer_id)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).order_by("status", "created_at")  # pending first, oldest first
+
+    @admin.action(description="Merge the selected pairs (source into target)", permissions=["change"])
+    def merge(self, request, queryset):
+        self._decide(request, queryset, services.merge_suggestion_accept, "merged")
+
+    @admin.action(description="Dismiss the selected suggestions (different people)", permissions=["change"])
+    def dismiss(self, request, queryset):
+        self._decide(request, queryset, services.merge_suggestion_dismiss, "dismissed")
+
+    def _decide(self, request, queryset, service, done):
+        meta = Metadata(actor=Actor("user", str(request.user.pk), request.user.get_username()))
+        count = 0
+        for suggestion_id in queryset.values_list("id", flat=True):
+            try:
+                service(suggestion_id=suggestion_id, meta=meta)
+                count += 1
+            except CustomerError as refused:  # e.g. already decided, or one side erased or merged meanwhile
+                self.message_user(request, f"suggestion {suggestion_id}: {refused}", messages.WARNING)
+        self.message_user(request, f"{count} suggestions {done}.", messages.SUCCESS)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and request.user.has_perm("customers.change_customer")
 
     def has_delete_permission(self, request, obj=None):
         return False

@@ -13,6 +13,8 @@ from customers.events import (
     CustomerMerged,
     CustomerMergedInto,
     CustomerRegistered,
+    CustomerUnmerged,
+    CustomerUnmergedFrom,
     IdentityLinked,
     ProfileUpdated,
 )
@@ -243,7 +245,7 @@ def decide_change_details(state: CustomerState, *, identities=(), **changes) -> 
 
 
 def decide_merge(target: CustomerState, source: CustomerState, *, target_id: uuid.UUID, source_id: uuid.UUID,
-                 identities_moved: int) -> tuple[list, list]:
+                 identities_moved: int, identity_hashes: list[str] = ()) -> tuple[list, list]:
     """Merge the duplicate `source` into `target`: (events for the target, events for the source).
 
     Refused into itself (400), into or from an erased customer, into or from
@@ -254,7 +256,38 @@ def decide_merge(target: CustomerState, source: CustomerState, *, target_id: uui
         raise InvalidValue("source_id", "a customer cannot be merged into itself")
     _check_writable(target)
     _check_writable(source)
-    return [CustomerMerged(source_id=source_id, identities_moved=identities_moved)], [CustomerMergedInto(target_id=target_id)]
+    return ([CustomerMerged(source_id=source_id, identities_moved=identities_moved,
+                            identity_hashes=sorted(identity_hashes))],
+            [CustomerMergedInto(target_id=target_id)])
+
+
+class NotMergedInto(CustomerError):
+    code = "not_merged"
+
+    def __init__(self, source_id, target_id) -> None:
+        super().__init__(f"customer {source_id} is not merged into {target_id} (directly): there is nothing to undo")
+
+
+def decide_unmerge(target: CustomerState, source: CustomerState, *, target_id: uuid.UUID, source_id: uuid.UUID,
+                   identities_returned: int, interactions_returned: list) -> tuple[list, list]:
+    """Undo the merge of `source` into `target`: (events for the target, events for the source).
+
+    Only a merge that stands, directly (the source's merged_into is the
+    target), is undone: otherwise NotMergedInto (409). An erased side is
+    refused (409): its history is unreadable, there is nothing to restore.
+    A target merged on into a third customer since is fine: the source
+    leaves the chain at the target. Not idempotent: a second unmerge is
+    refused, since the source is not merged by then.
+    """
+    if target_id == source_id:
+        raise InvalidValue("source_id", "a customer is never merged into itself")
+    if target.erased or source.erased:
+        raise CustomerIsErased()
+    if source.merged_into != target_id:
+        raise NotMergedInto(source_id, target_id)
+    return ([CustomerUnmerged(source_id=source_id, identities_returned=identities_returned,
+                              interactions_returned=sorted(str(i) for i in interactions_returned))],
+            [CustomerUnmergedFrom(target_id=target_id)])
 
 
 def decide_erase(state: CustomerState, *, reason: str) -> list:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from events.registry import event, pii
 
@@ -97,6 +97,10 @@ class CustomerMerged:
 
     source_id: uuid.UUID
     identities_moved: int = 0
+    # The keyed hashes (customers.services.identity_hash) of the identities that moved, so an unmerge can give
+    # back exactly these. Events recorded before it existed load with []: the unmerge then finds them from the
+    # source's IdentityLinked events. Encrypted like personal data: erasing the customer makes them unreadable.
+    identity_hashes: list = pii(default_factory=list)
 
 
 @event("customers.CustomerMergedInto", version=1, emitted_by="customers.services.customer_merge")
@@ -106,5 +110,28 @@ class CustomerMergedInto:
 
     Its timeline shows on the target's; commands on it are refused.
     """
+
+    target_id: uuid.UUID
+
+
+@event("customers.CustomerUnmerged", version=1, emitted_by="customers.services.customer_unmerge")
+@dataclass(frozen=True)
+class CustomerUnmerged:
+    """A merge into this customer was undone: `source_id` is its own customer again.
+
+    `identities_returned` identities lead to the source again. `interactions_returned` are the touches that
+    arrived after the merge through one of those identities: they belong to the source's timeline from now on
+    (their events keep naming this customer; the timeline projection maps them).
+    """
+
+    source_id: uuid.UUID
+    identities_returned: int = 0
+    interactions_returned: list = field(default_factory=list)
+
+
+@event("customers.CustomerUnmergedFrom", version=1, emitted_by="customers.services.customer_unmerge")
+@dataclass(frozen=True)
+class CustomerUnmergedFrom:
+    """The merge of this customer into `target_id` was undone: it is writable again, with its own timeline."""
 
     target_id: uuid.UUID

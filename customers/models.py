@@ -28,9 +28,52 @@ class CustomerIdentity(models.Model):
     kind = models.CharField(max_length=10)
     provider = models.CharField(max_length=20, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
+    moved_by_merge = models.BooleanField(
+        default=False, help_text="moved by a merge at least once: touches through it are noted (IdentityTouch)")
 
     class Meta:
         verbose_name_plural = "customer identities"
+
+
+class IdentityTouch(models.Model):
+    """Write-side: which identity opened an interaction, noted only for identities a merge moved.
+
+    Interactions record their customer, not the identity that brought them
+    in; an unmerge needs the latter to give the source back the touches that
+    arrived through its identities after the merge (customers.services.customer_unmerge).
+    """
+
+    interaction_id = models.UUIDField(primary_key=True)
+    key_hash = models.CharField(max_length=64, db_index=True)
+    customer_id = models.UUIDField(db_index=True, help_text="whom the identity led to when the interaction opened")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+
+class MergeSuggestion(models.Model):
+    """Write-side: two customers found sharing an identity, waiting for an admin to merge or dismiss.
+
+    Recorded instead of acting when IDENTITY_AUTO_MERGE is "suggest"
+    (customers.services.merge_suggestion_record). At most one pending
+    suggestion per pair.
+    """
+
+    PENDING, MERGED, DISMISSED = "pending", "merged", "dismissed"
+    target_id = models.UUIDField(help_text="the customer the identity leads to (kept if merged)")
+    source_id = models.UUIDField(help_text="the customer that claimed it too (the duplicate if merged)")
+    kind = models.CharField(max_length=10, help_text="which kind of identity they share (email, phone, handle)")
+    status = models.CharField(max_length=10, default=PENDING,
+                              choices=[(s, s) for s in (PENDING, MERGED, DISMISSED)], db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.CharField(max_length=150, blank=True, default="")
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [models.UniqueConstraint(fields=["target_id", "source_id"], condition=models.Q(status="pending"),
+                                               name="merge_suggestion_pending_uniq")]
+
+    def __str__(self) -> str:
+        return f"{self.source_id} -> {self.target_id} ({self.kind}, {self.status})"
 
 
 class CustomerProfile(models.Model):
@@ -83,6 +126,9 @@ class TimelineEntry(models.Model):
     data = models.JSONField(default=dict)
     personal_fields = models.JSONField(default=list)
     key_id = models.UUIDField(null=True, blank=True, help_text="whose data key encrypts the personal fields")
+    owner_id = models.UUIDField(null=True, blank=True, db_index=True,
+                                help_text="whose entry it is before merges: the event's customer, or the customer "
+                                          "an unmerge gave its interaction back to; customer_id is its chain's end")
 
     class Meta:
         ordering = ["occurred_at", "position"]
@@ -100,3 +146,17 @@ class TimelineMerge(models.Model):
 
     source_id = models.UUIDField(primary_key=True)
     target_id = models.UUIDField(db_index=True)
+    parent_id = models.UUIDField(null=True, blank=True, db_index=True,
+                                 help_text="the customer it was merged into directly (an unmerge cuts the chain here)")
+
+
+class TimelineReassigned(models.Model):
+    """Projection `customers.timeline`: an interaction an unmerge gave back to `customer_id`.
+
+    Its events keep naming the merge target (interactions record the
+    customer they started with); the timeline shows them on this customer's
+    (end of chain) instead, those already there and those still to come.
+    """
+
+    stream_id = models.UUIDField(primary_key=True)
+    customer_id = models.UUIDField()

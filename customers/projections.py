@@ -17,10 +17,12 @@ from customers.events import (
     CustomerMerged,
     CustomerMergedInto,
     CustomerRegistered,
+    CustomerUnmerged,
+    CustomerUnmergedFrom,
     IdentityLinked,
     ProfileUpdated,
 )
-from customers.models import CustomerProfile, TimelineEntry, TimelineMerge
+from customers.models import CustomerProfile, TimelineEntry, TimelineMerge, TimelineReassigned
 from customers.realtime import notify_timeline
 from events import registry
 from events.crypto import ERASED
@@ -33,6 +35,8 @@ CHANGED = CustomerDetailsChanged.event_type
 ERASED_EVENT = CustomerErased.event_type
 PROFILE = ProfileUpdated.event_type
 MERGED_INTO = CustomerMergedInto.event_type
+UNMERGED = CustomerUnmerged.event_type
+UNMERGED_FROM = CustomerUnmergedFrom.event_type
 DETAILS = ("display_name", "email", "phone", "preferred_channel")
 PROFILE_FIELDS = ("language", "contact_hours", "vip_tier", "tags", "notes")
 JSON_FIELDS = ("contact_hours", "tags")
@@ -60,6 +64,7 @@ def directory_apply(envelopes: Sequence[Envelope]) -> None:
     changed: dict = {}  # customer -> {field: value} for rows that exist already
     version: dict = {}
     erased: set = set()
+    unmerged: set = set()  # merged_into to clear
     activity: dict = {}
     for env in envelopes:
         cid = env.customer_id
@@ -80,6 +85,13 @@ def directory_apply(envelopes: Sequence[Envelope]) -> None:
             values = {k: env.data[k] for k in PROFILE_FIELDS if env.data.get(k) is not None}
         elif env.event_type == MERGED_INTO:
             values = {"merged_into": env.data["target_id"]}
+            unmerged.discard(cid)
+        elif env.event_type == UNMERGED_FROM:
+            # The UPDATE below can only set a column (coalesce keeps it when null): clearing is its own statement,
+            # after it, and it forgets a merge folded earlier in the batch.
+            (new[cid] if cid in new else changed.setdefault(cid, {})).pop("merged_into", None)
+            if cid not in new:
+                unmerged.add(cid)
         elif env.event_type == ERASED_EVENT:
             erased.add(cid)
         (new[cid] if cid in new else changed.setdefault(cid, {})).update(values)
@@ -133,6 +145,9 @@ def directory_apply(envelopes: Sequence[Envelope]) -> None:
                 + [[version[c] for c, _ in rows]],
                 prepare=True,
             )
+        if unmerged:
+            cur.execute("UPDATE customers_customerprofile SET merged_into = NULL WHERE customer_id = ANY(%s)",
+                        [list(unmerged)], prepare=True)
         if erased:
             ids = list(erased)
             cur.execute(
@@ -157,8 +172,8 @@ def directory_apply(envelopes: Sequence[Envelope]) -> None:
             )
 
 
-def _timeline_merges(cur, envelopes: Sequence[Envelope]) -> dict:
-    """Apply the batch's merges to the map and the entries; returns the map for the batch's customers.
+def _timeline_merges(cur, envelopes: Sequence[Envelope]) -> tuple[dict, dict]:
+    """Apply the batch's merges and unmerges to the maps and the entries; returns the maps (see _owners).
 
     A merge (CustomerMergedInto on the source) re-points the source's
     entries, and those of anyone merged into it before, to the end of the
@@ -168,29 +183,98 @@ def _timeline_merges(cur, envelopes: Sequence[Envelope]) -> dict:
     order the partitions deliver in, so live equals replay.
     """
     for env in envelopes:
-        if env.event_type != MERGED_INTO or env.customer_id is None:
+        if env.event_type not in UNDOABLE or env.customer_id is None:
             continue
-        source, target = env.customer_id, env.data["target_id"]
-        cur.execute(
-            """
-            WITH root AS (
-                SELECT coalesce((SELECT target_id FROM customers_timelinemerge WHERE source_id = %(target)s),
-                                %(target)s::uuid) AS id
-            ), mapped AS (
-                INSERT INTO customers_timelinemerge (source_id, target_id) SELECT %(source)s, id FROM root
-                ON CONFLICT (source_id) DO UPDATE SET target_id = EXCLUDED.target_id
-            ), chained AS (
-                UPDATE customers_timelinemerge SET target_id = (SELECT id FROM root) WHERE target_id = %(source)s
-            )
-            UPDATE customers_timelineentry SET customer_id = (SELECT id FROM root)
-            WHERE customer_id = %(source)s
-            """,
-            {"source": source, "target": target},
+        if env.event_type == MERGED_INTO:
+            _merge(cur, source=env.customer_id, target=env.data["target_id"])
+        elif env.event_type == UNMERGED_FROM:
+            _unmerge(cur, source=env.customer_id)
+        elif env.data.get("interactions_returned"):  # UNMERGED, on the target's stream
+            _reassign(cur, streams=env.data["interactions_returned"], to=env.data["source_id"])
+    return _owners(cur, envelopes)
+
+
+UNDOABLE = (MERGED_INTO, UNMERGED_FROM, UNMERGED)
+
+
+def _merge(cur, *, source, target) -> None:
+    cur.execute(
+        """
+        WITH root AS (
+            SELECT coalesce((SELECT target_id FROM customers_timelinemerge WHERE source_id = %(target)s),
+                            %(target)s::uuid) AS id
+        ), mapped AS (
+            INSERT INTO customers_timelinemerge (source_id, target_id, parent_id) SELECT %(source)s, id, %(target)s
+            FROM root
+            ON CONFLICT (source_id) DO UPDATE SET target_id = EXCLUDED.target_id, parent_id = EXCLUDED.parent_id
+        ), chained AS (
+            UPDATE customers_timelinemerge SET target_id = (SELECT id FROM root) WHERE target_id = %(source)s
         )
-    ids = list({env.customer_id for env in envelopes if env.customer_id is not None})
+        UPDATE customers_timelineentry SET customer_id = (SELECT id FROM root)
+        WHERE customer_id = %(source)s
+        """,
+        {"source": source, "target": target},
+    )
+
+
+def _unmerge(cur, *, source) -> None:
+    """The source leaves its chain: it, and those merged into it before (its subtree), end at the source again.
+
+    Every entry ends at the end of its owner's chain (TimelineEntry.owner_id),
+    so the entries to move back are those owned by the source or its subtree,
+    wherever the chain had taken them. The CustomerUnmergedFrom event sits on
+    the source's partition with its CustomerMergedInto, so the merge it undoes
+    was always applied before it.
+    """
+    cur.execute(
+        """
+        WITH RECURSIVE subtree(id) AS (
+            SELECT source_id FROM customers_timelinemerge WHERE parent_id = %(source)s
+            UNION SELECT m.source_id FROM customers_timelinemerge m JOIN subtree s ON m.parent_id = s.id
+        ), rerooted AS (
+            UPDATE customers_timelinemerge SET target_id = %(source)s WHERE source_id IN (SELECT id FROM subtree)
+        ), cut AS (
+            DELETE FROM customers_timelinemerge WHERE source_id = %(source)s
+        )
+        UPDATE customers_timelineentry SET customer_id = %(source)s
+        WHERE owner_id = %(source)s OR owner_id IN (SELECT id FROM subtree)
+        """,
+        {"source": source},
+    )
+
+
+def _reassign(cur, *, streams: list, to) -> None:
+    """Interactions an unmerge gave back: owned by `to` from now on, at the end of its chain (now, or once the
+    source's own CustomerUnmergedFrom, on another partition, is applied: that one moves what `to` owns)."""
+    cur.execute(
+        """
+        WITH root AS (
+            SELECT coalesce((SELECT target_id FROM customers_timelinemerge WHERE source_id = %(to)s),
+                            %(to)s::uuid) AS id
+        ), noted AS (
+            INSERT INTO customers_timelinereassigned (stream_id, customer_id) SELECT unnest(%(streams)s::uuid[]), %(to)s
+            ON CONFLICT (stream_id) DO UPDATE SET customer_id = EXCLUDED.customer_id
+        )
+        UPDATE customers_timelineentry SET owner_id = %(to)s, customer_id = (SELECT id FROM root)
+        WHERE stream_id = ANY(%(streams)s::uuid[])
+        """,
+        {"streams": streams, "to": to},
+    )
+
+
+def _owners(cur, envelopes: Sequence[Envelope]) -> tuple[dict, dict]:
+    """For the batch: (stream -> owner, for interactions an unmerge gave back; owner -> end of its chain)."""
+    streams = list({env.stream_id for env in envelopes
+                    if env.customer_id is not None and env.stream_type != "customer"})
+    reassigned: dict = {}
+    if streams:
+        cur.execute("SELECT stream_id, customer_id FROM customers_timelinereassigned WHERE stream_id = ANY(%s)",
+                    [streams], prepare=True)
+        reassigned = dict(cur.fetchall())
+    ids = list({env.customer_id for env in envelopes if env.customer_id is not None} | set(reassigned.values()))
     cur.execute("SELECT source_id, target_id FROM customers_timelinemerge WHERE source_id = ANY(%s)", [ids],
                 prepare=True)
-    return dict(cur.fetchall())
+    return reassigned, dict(cur.fetchall())
 
 
 TIMELINE_MERGE_LOCK = 0x54494D45  # pg advisory lock key ("TIME")
@@ -206,12 +290,12 @@ def timeline_apply(envelopes: Sequence[Envelope]) -> None:
     with raw_cursor() as cur:
         # Projector shards (events/runner.py) apply other partitions meanwhile, and a merge re-points other
         # customers' rows: a batch with a merge holds this lock alone, every other batch shares it.
-        merging = any(env.event_type == MERGED_INTO for env in envelopes)
+        merging = any(env.event_type in UNDOABLE for env in envelopes)
         cur.execute(f"SELECT pg_advisory_xact_lock{'' if merging else '_shared'}(%s)::text", [TIMELINE_MERGE_LOCK])
-        merged = _timeline_merges(cur, envelopes)
+        reassigned, merged = _timeline_merges(cur, envelopes)
         with cur.copy(
             "COPY customers_timelineentry (position, customer_id, event_id, event_type, stream_type, stream_id,"
-            " occurred_at, channel, actor, data, personal_fields, key_id) FROM STDIN"
+            " occurred_at, channel, actor, data, personal_fields, key_id, owner_id) FROM STDIN"
         ) as copy:
             for env in envelopes:
                 if env.customer_id is None:
@@ -224,9 +308,10 @@ def timeline_apply(envelopes: Sequence[Envelope]) -> None:
                     key_id = env.customer_id
                 else:
                     data, listed, key_id = env.data_json, "[]", None  # copied through as stored: no parse, no dump
-                copy.write_row((env.position, merged.get(env.customer_id, env.customer_id), env.event_id,
+                owner = reassigned.get(env.stream_id, env.customer_id)
+                copy.write_row((env.position, merged.get(owner, owner), env.event_id,
                                 env.event_type, env.stream_type, env.stream_id, env.occurred_at, env.channel,
-                                env.actor_json, data, listed, key_id))
+                                env.actor_json, data, listed, key_id, owner))
 
 
 directory = register(
@@ -235,7 +320,7 @@ directory = register(
         tables=[CustomerProfile],
         batch_handler=directory_apply,
         subscribes=[CustomerRegistered, CustomerDetailsChanged, ProfileUpdated, IdentityLinked, CustomerMerged,
-                    CustomerMergedInto, CustomerErased],
+                    CustomerMergedInto, CustomerUnmerged, CustomerUnmergedFrom, CustomerErased],
         reads="customer events, and every event with a customer_id (activity counts)",
     )
 )
@@ -243,10 +328,11 @@ directory = register(
 timeline = register(
     Projection(
         name="customers.timeline",
-        tables=[TimelineEntry, TimelineMerge],
+        tables=[TimelineEntry, TimelineMerge, TimelineReassigned],
         batch_handler=timeline_apply,
         after_commit=notify_timeline,
-        subscribes=[CustomerMergedInto],
-        reads="every event with a customer_id (a merge re-points the source's entries to the target)",
+        subscribes=[CustomerMergedInto, CustomerUnmerged, CustomerUnmergedFrom],
+        reads="every event with a customer_id (a merge re-points the source's entries to the target, an unmerge "
+              "back, with the interactions it gives back)",
     )
 )

@@ -157,16 +157,21 @@ def last_contacts(customer_id: uuid.UUID, *, limit: int = LAST_CONTACTS) -> list
     for e in (TimelineEntry.objects.filter(customer_id=customer_id, stream_id__in=ids,
                                            event_type__in=[ENDED, WRAPPED_UP, ABANDONED, REOPENED])
               .order_by("occurred_at", "position").values("stream_id", "event_type", "occurred_at", "data")):
-        c = contacts[e["stream_id"]]
-        if e["event_type"] == ENDED:
-            c.update(ended_at=e["occurred_at"], end_reason=e["data"].get("reason"), outcome="ended")
-        elif e["event_type"] == WRAPPED_UP:
-            c.update(disposition=e["data"].get("disposition"), outcome="resolved")
-        elif e["event_type"] == ABANDONED:
-            c.update(ended_at=e["occurred_at"], outcome="abandoned")
-        else:
-            c.update(ended_at=None, end_reason=None, disposition=None, outcome="open")
+        contact_outcome(contacts[e["stream_id"]], e["event_type"], e["occurred_at"], e["data"])
     return [contacts[i] for i in ids]
+
+
+def contact_outcome(contact: dict, event_type: str, occurred_at: dt.datetime, data: dict) -> dict:
+    """One event's effect on a last-contacts entry (shared by the live path and history.asof); others: none."""
+    if event_type == ENDED:
+        contact.update(ended_at=occurred_at, end_reason=data.get("reason"), outcome="ended")
+    elif event_type == WRAPPED_UP:
+        contact.update(disposition=data.get("disposition"), outcome="resolved")
+    elif event_type == ABANDONED:
+        contact.update(ended_at=occurred_at, outcome="abandoned")
+    elif event_type == REOPENED:
+        contact.update(ended_at=None, end_reason=None, disposition=None, outcome="open")
+    return contact
 
 
 def repeat_contacts(customer_id: uuid.UUID, *, now: dt.datetime, window: dt.timedelta = REPEAT_CONTACT_WINDOW,

@@ -11,13 +11,16 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from customers import domain, erasure, identity
-from customers.identity import Identity
-from customers.models import Customer, CustomerIdentity
 from contactcenter import access
+from customers import domain, erasure, identity
+from customers.events import CustomerMerged, IdentityLinked
+from customers.identity import Identity
+from customers.models import Customer, CustomerIdentity, IdentityTouch, MergeSuggestion
 from events import store
 from events.crypto import destroy_key
 from events.store import Metadata
+from interactions import hooks as interaction_hooks
+from interactions.events import InteractionCreated
 
 
 @dataclass(frozen=True)
@@ -111,9 +114,11 @@ def customer_resolve(*, ident: Identity, meta: Metadata, display_name: str | Non
     """
     key_hash = identity_hash(ident)
     for _ in range(3):
-        owner = CustomerIdentity.objects.filter(key_hash=key_hash).values_list("customer_id", flat=True).first()
-        if owner is not None:
-            return owner, False
+        found = CustomerIdentity.objects.filter(key_hash=key_hash).values_list("customer_id", "moved_by_merge").first()
+        if found is not None:
+            if found[1]:
+                _note_moved_identity(key_hash, found[0])
+            return found[0], False
         try:
             with transaction.atomic():
                 result = customer_register(
@@ -145,6 +150,21 @@ def customer_change_details(*, customer_id: uuid.UUID, expected_version: int, me
     found = _identities(changes.get("email"), changes.get("phone"))
     for ident in found:
         changes[ident.kind] = ident.value  # as normalised (E.164, lower-case email)
+    try:
+        return _change_details(customer_id=customer_id, expected_version=expected_version, meta=meta, found=found,
+                                **changes)
+    except domain.IdentityTaken as taken:
+        # Two customers found sharing an identity. Nothing merges on its own today (the change is refused, an
+        # admin merges by hand); with IDENTITY_AUTO_MERGE = "suggest" the pair also goes to the review queue.
+        # Recorded here, after the refused change rolled back, so that the suggestion stays.
+        if settings.IDENTITY_AUTO_MERGE == "suggest" and taken.customer_id not in (None, customer_id):
+            merge_suggestion_record(target_id=taken.customer_id, source_id=customer_id, kind=taken.field)
+            taken.args = (f"{taken.args[0]}; a merge was suggested for an admin to review",)
+        raise
+
+
+def _change_details(*, customer_id: uuid.UUID, expected_version: int, meta: Metadata, found: list[Identity],
+                    **changes) -> CommandResult:
     with transaction.atomic():
         customer, state = _load_for_update(customer_id)
         new = _unlinked(customer, found) if not (state.erased or state.merged_into) else []
@@ -226,6 +246,8 @@ def customer_merge(*, customer_id: uuid.UUID, source_id: uuid.UUID, expected_ver
     the target's timeline, and the directory shows `merged_into` on the
     source. Refused into itself, and into or from an erased or already merged
     customer. Not idempotent: a second merge of the same source is refused.
+    Reversible: customer_unmerge. The merge event records which identities
+    moved (their keyed hashes, encrypted) so the unmerge gives back exactly those.
     """
     with transaction.atomic():
         # Lock both rows in id order: two merges of the same pair the other
@@ -238,11 +260,13 @@ def customer_merge(*, customer_id: uuid.UUID, source_id: uuid.UUID, expected_ver
             raise domain.InvalidValue("source_id", f"no customer {source_id}")
         target, source = rows[customer_id], rows[source_id]
         moving = CustomerIdentity.objects.filter(customer=source)
+        hashes = list(moving.values_list("key_hash", flat=True)) if customer_id != source_id else []
         target_events, source_events = domain.decide_merge(
             _state(target), _state(source), target_id=customer_id, source_id=source_id,
-            identities_moved=moving.count() if customer_id != source_id else 0,
+            identities_moved=len(hashes), identity_hashes=hashes,
         )
-        moving.update(customer=target)
+        # Marked: a touch through a moved identity is noted (IdentityTouch), so an unmerge can give it back.
+        moving.update(customer=target, moved_by_merge=True)
         positions = store.append(
             stream_type="customer", stream_id=customer_id, customer_id=customer_id, events=target_events,
             expected_version=expected_version, meta=meta,
@@ -258,3 +282,205 @@ def customer_merge(*, customer_id: uuid.UUID, source_id: uuid.UUID, expected_ver
         source.merged_into = customer_id
         source.save(update_fields=["version", "merged_into"])
     return CommandResult(customer_id, target.version, positions)
+
+
+# --- unmerge -------------------------------------------------------------------
+
+
+def customer_unmerge(*, customer_id: uuid.UUID, source_id: uuid.UUID, expected_version: int, meta: Metadata,
+                     source_expected_version: int | None = None) -> CommandResult:
+    """Undo the merge of `source_id` into `customer_id` (the target): both are their own customers again.
+
+    Emits customers.CustomerUnmerged on the target (at `expected_version`)
+    and customers.CustomerUnmergedFrom on the source (at
+    `source_expected_version` when given, else its current version), in one
+    transaction; both versions move. Refused (409 `not_merged`) unless the
+    source is merged into the target directly right now, and (409) when
+    either was erased; then nothing is written. Not idempotent: a second
+    unmerge is refused.
+
+    What comes back to the source:
+    - the identities the merge moved (recorded in its CustomerMerged event;
+      for merges recorded before that field, those linked on the source's
+      stream and on the streams of customers merged into it), wherever the
+      target's chain holds them now;
+    - its own history, and that of customers merged into it before: the
+      timeline projection follows CustomerUnmergedFrom;
+    - the touches that arrived after the merge through one of those
+      identities. The rule: an interaction *opened* after the merge by one of
+      them (noted at intake in IdentityTouch) is the source's; a message that
+      continued an interaction already open stays where the interaction is.
+      Their ids go in the CustomerUnmerged event (`interactions_returned`) and
+      the timeline projection maps their events, past and future, to the
+      source. Why an id list in our event rather than re-assignment events on
+      each interaction's stream: the decision is the unmerge's, one event
+      records it atomically with the rest, and it sits on the target's
+      partition, the same one as those interactions' own events, so their
+      order holds for every projector and a replay equals live. The
+      interactions' own rows (interactions app) keep naming the target, as
+      their events do: only the customer's identities and timeline move.
+    """
+    with transaction.atomic():
+        # Lock both rows in id order, as customer_merge does (no deadlock with a merge of the same pair).
+        rows = {c.id: c for c in Customer.objects.select_for_update().filter(id__in=[customer_id, source_id])
+                .order_by("id")}
+        if customer_id not in rows:
+            raise Customer.DoesNotExist()  # 404: the URL names the target
+        if source_id not in rows:
+            raise domain.InvalidValue("source_id", f"no customer {source_id}")
+        target, source = rows[customer_id], rows[source_id]
+        returning, touches = [], []
+        if source.merged_into == customer_id and target.erased_at is None and source.erased_at is None:
+            merged = _merge_event(customer_id, source_id)
+            hashes = (merged.data.get("identity_hashes") if merged else None) or _linked_hashes(source_id)
+            chain = _chain(customer_id)
+            returning = CustomerIdentity.objects.filter(key_hash__in=hashes, customer_id__in=chain)
+            touches = list(IdentityTouch.objects.filter(
+                key_hash__in=hashes, customer_id__in=chain,
+                created_at__gte=merged.recorded_at if merged else source.created_at,
+            ).values_list("interaction_id", flat=True))
+        target_events, source_events = domain.decide_unmerge(
+            _state(target), _state(source), target_id=customer_id, source_id=source_id,
+            identities_returned=len(returning), interactions_returned=touches,
+        )
+        returning.update(customer=source)
+        IdentityTouch.objects.filter(interaction_id__in=touches).delete()  # given back: never twice
+        positions = store.append(
+            stream_type="customer", stream_id=customer_id, customer_id=customer_id, events=target_events,
+            expected_version=expected_version, meta=meta,
+        )
+        source_version = source.version if source_expected_version is None else source_expected_version
+        positions += store.append(
+            stream_type="customer", stream_id=source_id, customer_id=source_id, events=source_events,
+            expected_version=source_version, meta=meta,
+        )
+        target.version = expected_version + len(target_events)
+        target.save(update_fields=["version"])
+        source.version = source_version + len(source_events)
+        source.merged_into = None
+        source.save(update_fields=["version", "merged_into"])
+    return CommandResult(customer_id, target.version, positions)
+
+
+def _merge_event(target_id: uuid.UUID, source_id: uuid.UUID):
+    """The target's latest CustomerMerged naming the source (the merge standing now), or None."""
+    found = None
+    for env in store.read_stream(target_id):
+        if env.event_type == CustomerMerged.event_type and str(env.data["source_id"]) == str(source_id):
+            found = env
+    return found
+
+
+def _linked_hashes(source_id: uuid.UUID) -> list[str]:
+    """For merges recorded before CustomerMerged.identity_hashes: what the source and those merged into it linked."""
+    hashes = []
+    for cid in [source_id] + [c.id for c in _merged_into(source_id)]:
+        for env in store.read_stream(cid):
+            if env.event_type == IdentityLinked.event_type and env.data.get("value") not in (None, "[erased]"):
+                hashes.append(identity_hash(Identity(env.data["kind"], env.data["value"],
+                                                     env.data.get("provider") or "")))
+    return hashes
+
+
+def _chain(customer_id: uuid.UUID) -> list[uuid.UUID]:
+    """The customer and those it was merged into since, along the chain (where its identities are now)."""
+    chain = [customer_id]
+    while (nxt := Customer.objects.filter(id=chain[-1]).values_list("merged_into", flat=True).first()) is not None:
+        if nxt in chain:
+            break
+        chain.append(nxt)
+    return chain
+
+
+# --- touches through moved identities ---------------------------------------------------------------
+
+
+def _txid() -> str:
+    with transaction.get_connection().cursor() as cur:
+        cur.execute("SELECT pg_current_xact_id()::text")
+        return cur.fetchone()[0]
+
+
+def _note_moved_identity(key_hash: str, customer_id: uuid.UUID) -> None:
+    """Remember, for this database transaction only, that a moved identity just led to `customer_id`.
+
+    Interactions resolve the customer and then open the interaction in the
+    same transaction; the hook below notes which identity opened it. The
+    transaction id makes sure a note left by a rolled-back transaction never
+    names a later interaction. Costs two queries per touch through a moved
+    identity only, none otherwise.
+    """
+    conn = transaction.get_connection()
+    if not conn.in_atomic_block:
+        return  # autocommit: no interaction can open in the same transaction
+    notes = conn.__dict__.setdefault("_customers_moved_identities", {})
+    notes[customer_id] = (key_hash, _txid())
+
+
+@interaction_hooks.listen
+def identity_touch_record(row, new_events: list) -> None:
+    """Hook (interactions.hooks): an interaction opened through a moved identity is noted in IdentityTouch."""
+    notes = transaction.get_connection().__dict__.get("_customers_moved_identities")
+    if not notes or row.customer_id not in notes or not any(isinstance(e, InteractionCreated) for e in new_events):
+        return
+    key_hash, txid = notes.pop(row.customer_id)
+    if txid == _txid():
+        IdentityTouch.objects.get_or_create(interaction_id=row.id,
+                                            defaults={"key_hash": key_hash, "customer_id": row.customer_id})
+
+
+# --- merge suggestions ---------------------------------------------------------------------------------
+
+
+def merge_suggestion_record(*, target_id: uuid.UUID, source_id: uuid.UUID, kind: str) -> MergeSuggestion:
+    """Queue the pair for an admin (IDENTITY_AUTO_MERGE = "suggest"). Idempotent: one pending suggestion per pair."""
+    pending = MergeSuggestion.objects.filter(status=MergeSuggestion.PENDING)
+    for a, b in ((target_id, source_id), (source_id, target_id)):
+        existing = pending.filter(target_id=a, source_id=b).first()
+        if existing is not None:
+            return existing
+    try:
+        with transaction.atomic():
+            return MergeSuggestion.objects.create(target_id=target_id, source_id=source_id, kind=kind)
+    except IntegrityError:  # the same pair suggested a moment ago
+        return pending.get(target_id=target_id, source_id=source_id)
+
+
+def merge_suggestion_accept(*, suggestion_id: int, meta: Metadata) -> CommandResult:
+    """Merge a suggested pair (customer_merge, at the target's current version) and close the suggestion.
+
+    Refused (409 `suggestion_decided`) once decided; the merge's own refusals
+    (an erased or already merged side) leave the suggestion pending.
+    """
+    with transaction.atomic():
+        suggestion = MergeSuggestion.objects.select_for_update().get(id=suggestion_id)
+        _check_pending(suggestion)
+        version = Customer.objects.values_list("version", flat=True).get(id=suggestion.target_id)
+        result = customer_merge(customer_id=suggestion.target_id, source_id=suggestion.source_id,
+                                expected_version=version, meta=meta)
+        _decide(suggestion, MergeSuggestion.MERGED, meta)
+    return result
+
+
+def merge_suggestion_dismiss(*, suggestion_id: int, meta: Metadata) -> MergeSuggestion:
+    """Close a suggestion without merging (they are different people). Refused (409) once decided."""
+    with transaction.atomic():
+        suggestion = MergeSuggestion.objects.select_for_update().get(id=suggestion_id)
+        _check_pending(suggestion)
+        _decide(suggestion, MergeSuggestion.DISMISSED, meta)
+    return suggestion
+
+
+class SuggestionDecided(domain.CustomerError):
+    code = "suggestion_decided"
+
+
+def _check_pending(suggestion: MergeSuggestion) -> None:
+    if suggestion.status != MergeSuggestion.PENDING:
+        raise SuggestionDecided(f"this suggestion was already {suggestion.status}")
+
+
+def _decide(suggestion: MergeSuggestion, status: str, meta: Metadata) -> None:
+    suggestion.status, suggestion.decided_at = status, timezone.now()
+    suggestion.decided_by = (meta.actor.name or "")[:150]
+    suggestion.save(update_fields=["status", "decided_at", "decided_by"])

@@ -9,6 +9,7 @@ interaction last) except where a metric says otherwise.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -77,6 +78,7 @@ def metrics() -> dict[str, Metric]:
 GROUPS = ("agent", "team", "queue", "channel", "hour", "day", "week")
 TIME_GROUPS = ("hour", "day", "week")
 STAFFED = ("available", "busy", "after_call_work")
+PROMOTER, DETRACTOR = "f.nps >= 9", "f.nps <= 6"  # NPS: net promoters are promoters minus detractors
 
 
 class Ungroupable(ValueError):
@@ -115,16 +117,16 @@ def buckets(unit: str, start: dt.datetime, end: dt.datetime, tz: str) -> tuple[l
 
 
 def report(metric: str, group_by: list[str], start: dt.datetime, end: dt.datetime, tz: str = "UTC", *,
-           scope: tuple[list[str], list[str]] | None = None) -> list[dict]:
+           scope: tuple[list[str], list[str]] | None = None, match: dict | None = None) -> list[dict]:
     """One row per group: the value, its numerator and denominator (or total seconds and count).
 
     `scope`: (agents, queues) a team supervisor sees: only the contacts handled by those agents or in those
-    queues count (None: every contact, for admins).
+    queues count (None: every contact, for admins). `match`: only the row of that group (see facts_sql).
     """
     m = metrics()[metric]
     if metric == "occupancy":
         return _occupancy(group_by, start, end, tz, scope=scope)
-    sql, params = report_sql(metric, group_by, start, end, tz, scope=scope)
+    sql, params = report_sql(metric, group_by, start, end, tz, scope=scope, match=match)
     with transaction.atomic(), raw_cursor() as cur:
         # Grouping a quarter's facts by agent and day hashes tens of thousands of groups: in memory, not on disk.
         cur.execute("SELECT set_config('work_mem', %s, true)", [settings.KPI_REPORT_WORK_MEM])
@@ -149,10 +151,47 @@ def report(metric: str, group_by: list[str], start: dt.datetime, end: dt.datetim
 
 
 def report_sql(metric: str, group_by: list[str], start: dt.datetime, end: dt.datetime, tz: str = "UTC", *,
-               scope: tuple[list[str], list[str]] | None = None) -> tuple[str, dict]:
+               scope: tuple[list[str], list[str]] | None = None, match: dict | None = None) -> tuple[str, dict]:
     """The one query behind a report of a fact-based metric (make bench-kpis times it bare). An hour, day or
     week group comes back as its bucket's number (1, 2, ...): `params[group + "_labels"][number - 1]` names it.
-    The buckets are computed here (`buckets`), so PostgreSQL only compares each row's moment with their edges."""
+    The buckets are computed here (`buckets`), so PostgreSQL only compares each row's moment with their edges.
+    `match`: only the rows of one group (a drill-down's figure: `facts_sql` says how)."""
+    m = metrics()[metric]
+    source, keys, params = facts_sql(metric, group_by, start, end, tz, scope=scope, match=match)
+    if m.kind == "ratio":
+        measure = f"count(*) FILTER (WHERE {m.numerator}) AS num, count(*) AS den"
+    elif m.kind == "nps":
+        measure = f"count(*) FILTER (WHERE {PROMOTER}) - count(*) FILTER (WHERE {DETRACTOR}) AS num, count(*) AS den"
+    else:
+        measure = f"coalesce(sum({m.numerator}), 0)::float8 AS num, count(*) AS den"
+    select = [f"{k} AS {g}" for g, k in zip(group_by, keys, strict=True)]
+    numbers = ", ".join(str(k) for k in range(1, len(keys) + 1))
+    sql = f"""
+        SELECT {', '.join(select + [measure])}
+        {source}
+        {('GROUP BY ' + numbers) if keys else ''}
+        {('ORDER BY ' + numbers) if keys else ''}"""
+    return sql, params
+
+
+class NoSuchGroup(ValueError):
+    """A drill-down's group value that names no group of the report (`field`: the group's parameter)."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+def facts_sql(metric: str, group_by: list[str], start: dt.datetime, end: dt.datetime, tz: str = "UTC", *,
+              scope: tuple[list[str], list[str]] | None = None, match: dict | None = None
+              ) -> tuple[str, list[str], dict]:
+    """`FROM ... WHERE ...` over the facts (alias `f`) that a fact-based metric counts in [start, end), the SQL
+    of each group's key, and the parameters: the one definition both the report and its drill-down read, so a
+    drill-down lists exactly the contacts its figure counted.
+
+    `match` (group -> value, as a report row shows it: a time group by its label, None for a null group) keeps
+    the facts of that one group; a label the window has no bucket for raises NoSuchGroup.
+    """
     m = metrics()[metric]
     params: dict = {"start": start, "end": end}
     scoped = ""
@@ -170,25 +209,61 @@ def report_sql(metric: str, group_by: list[str], start: dt.datetime, end: dt.dat
         else:
             params[f"{g}_edges"], params[f"{g}_labels"] = buckets(g, start, end, tz)
             keys.append(f"width_bucket({m.at}, %({g}_edges)s::timestamptz[])")
+    matched = ""
+    for g, key in zip(group_by, keys, strict=True):
+        if match is None:
+            break
+        wanted = match[g]
+        if g in TIME_GROUPS:
+            labels = params[f"{g}_labels"]
+            if wanted not in labels:
+                raise NoSuchGroup(g, f"no {g} {wanted!r} in the window (as a report row names it, e.g. "
+                                     f"{labels[0] if labels else 'none'})")
+            wanted = labels.index(wanted) + 1
+        params[f"match_{g}"] = wanted
+        matched += f" AND ({key}) IS NOT DISTINCT FROM %(match_{g})s"
     team_join = ""
     if "team" in group_by:
         team_join = (f"LEFT JOIN auth_user u ON u.username = {m.agent} LEFT JOIN routing_agent a ON a.user_id = u.id "
                      "LEFT JOIN routing_team t ON t.id = a.team_id")
+    source = f"""FROM quality_interactionfact f {team_join}
+        WHERE ({m.denominator}) AND ({m.at}) >= %(start)s AND ({m.at}) < %(end)s {scoped}{matched}"""
+    return source, keys, params
+
+
+def drilldown_ids_sql(metric: str, group_by: list[str], start: dt.datetime, end: dt.datetime, tz: str = "UTC", *,
+                      scope: tuple[list[str], list[str]] | None = None, match: dict) -> tuple[str, list]:
+    """The ids of the facts behind one report row, as SQL with positional parameters (for a queryset's
+    `interaction_id__in=RawSQL(...)`, so the API pages through them with its usual cursor)."""
+    source, _, params = facts_sql(metric, group_by, start, end, tz, scope=scope, match=match)
+    return positional(f"SELECT f.interaction_id {source}", params)
+
+
+def positional(sql: str, params: dict) -> tuple[str, list]:
+    """`%(name)s` placeholders turned into `%s` with their values in order (Django's RawSQL takes a list)."""
+    values: list = []
+
+    def take(found: re.Match) -> str:
+        values.append(params[found.group(1)])
+        return "%s"
+
+    return re.sub(r"%\((\w+)\)s", take, sql), values
+
+
+def row_parts(metric: str, interaction_ids: list) -> dict:
+    """Per fact id: how it enters its figure, from the metric's own SQL. A ratio: whether it is in the
+    numerator; a mean: its seconds; NPS: "promoter", "passive" or "detractor"."""
+    m = metrics()[metric]
     if m.kind == "ratio":
-        measure = f"count(*) FILTER (WHERE {m.numerator}) AS num, count(*) AS den"
+        part = f"({m.numerator}) IS TRUE"
     elif m.kind == "nps":
-        measure = "count(*) FILTER (WHERE f.nps >= 9) - count(*) FILTER (WHERE f.nps <= 6) AS num, count(*) AS den"
+        part = f"CASE WHEN {PROMOTER} THEN 'promoter' WHEN {DETRACTOR} THEN 'detractor' ELSE 'passive' END"
     else:
-        measure = f"coalesce(sum({m.numerator}), 0)::float8 AS num, count(*) AS den"
-    select = [f"{k} AS {g}" for g, k in zip(group_by, keys, strict=True)]
-    numbers = ", ".join(str(k) for k in range(1, len(keys) + 1))
-    sql = f"""
-        SELECT {', '.join(select + [measure])}
-        FROM quality_interactionfact f {team_join}
-        WHERE ({m.denominator}) AND ({m.at}) >= %(start)s AND ({m.at}) < %(end)s {scoped}
-        {('GROUP BY ' + numbers) if keys else ''}
-        {('ORDER BY ' + numbers) if keys else ''}"""
-    return sql, params
+        part = f"({m.numerator})::float8"
+    with connection.cursor() as cur:
+        cur.execute(f"SELECT f.interaction_id, {part} FROM quality_interactionfact f "  # nosec B608: our own SQL
+                    "WHERE f.interaction_id = ANY(%(ids)s)", {"ids": list(interaction_ids)})
+        return dict(cur.fetchall())
 
 
 def _occupancy(group_by: list[str], start: dt.datetime, end: dt.datetime, tz: str, *,
@@ -251,4 +326,47 @@ def _occupancy(group_by: list[str], start: dt.datetime, end: dt.datetime, tz: st
         handled, staffed = totals[key]
         out.append({**dict(zip(group_by, key, strict=True)), "value": round(handled / staffed, 4) if staffed else None,
                     "handled_seconds": round(handled, 1), "staffed_seconds": round(staffed, 1)})
+    return out
+
+
+def repeat_contacts(interaction_ids: list) -> dict:
+    """Per fact that lost FCR to a repeat contact: that later contact's id (the customer's interaction that began
+    at `repeat_contact_at`, as the projection's repeat-contact link found it)."""
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            SELECT DISTINCT ON (f.interaction_id) f.interaction_id, r.interaction_id
+            FROM quality_interactionfact f
+            JOIN quality_interactionfact r ON r.customer_id = f.customer_id AND r.created_at = f.repeat_contact_at
+                                          AND r.interaction_id <> f.interaction_id
+            WHERE f.interaction_id = ANY(%(ids)s::uuid[])
+            ORDER BY f.interaction_id, r.interaction_id""",
+            {"ids": list(interaction_ids)},
+        )
+        return dict(cur.fetchall())
+
+
+def fact_events(interaction_ids: list) -> dict:
+    """Per interaction: the stored events its fact was projected from (quality.projections.RELEVANT: its own
+    lifecycle events, and the answer to its survey, which is the survey's stream), in store order. Envelope
+    fields only: the payloads stay behind the admin-only event API."""
+    from quality.projections import RELEVANT
+
+    out: dict = {i: [] for i in interaction_ids}
+    # One array of stream ids (the interactions' and their surveys'), so the lookup is by the stream index: an OR
+    # of two conditions would scan the whole store.
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            SELECT coalesce(s.interaction_id, e.stream_id), e.event_id, e.position, e.event_type, e.occurred_at
+            FROM events_event e LEFT JOIN quality_survey s ON s.id = e.stream_id
+            WHERE e.stream_id = ANY(%(ids)s::uuid[] || ARRAY(SELECT id FROM quality_survey
+                                                             WHERE interaction_id = ANY(%(ids)s::uuid[])))
+              AND e.event_type = ANY(%(types)s)
+            ORDER BY e.position""",
+            {"types": sorted(RELEVANT), "ids": list(interaction_ids)},
+        )
+        for iid, event_id, position, event_type, occurred_at in cur.fetchall():
+            out.setdefault(iid, []).append({"event_id": event_id, "position": position, "event_type": event_type,
+                                            "occurred_at": occurred_at})
     return out

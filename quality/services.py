@@ -13,8 +13,14 @@ from events.store import Actor, Metadata
 from interactions import domain as idomain
 from interactions import events as iev
 from quality import scoring
-from quality.events import (EvaluationAcknowledged, EvaluationDisputed, EvaluationDisputeResolved,
-                            EvaluationSubmitted, SurveyAnswered, SurveySent)
+from quality.events import (
+    EvaluationAcknowledged,
+    EvaluationDisputed,
+    EvaluationDisputeResolved,
+    EvaluationSubmitted,
+    SurveyAnswered,
+    SurveySent,
+)
 from quality.models import Evaluation, Scorecard, Survey
 
 SYSTEM = Metadata(actor=Actor("system", "quality", "quality"))

@@ -69,12 +69,24 @@ class MergeCustomerInput(serializers.Serializer):
                                                        help_text="the source's version you last read (optional)")
 
 
+class UnmergeCustomerInput(serializers.Serializer):
+    source_id = serializers.UUIDField(help_text="the customer merged into this one (directly) to make its own again")
+    expected_version = serializers.IntegerField(min_value=1, help_text="this (target) customer's version you last read")
+    source_expected_version = serializers.IntegerField(min_value=1, required=False,
+                                                       help_text="the source's version you last read (optional)")
+
+
 class TimelineQuery(serializers.Serializer):
     channel = serializers.CharField(max_length=20, required=False)
     event_type = serializers.ChoiceField(choices=[], required=False, help_text="e.g. interactions.MessageRecorded",
                                          error_messages={"invalid_choice": "unknown event type {input!r}"})
     since = serializers.DateTimeField(required=False, help_text="ISO 8601; entries that occurred at or after")
     until = serializers.DateTimeField(required=False, help_text="ISO 8601; entries that occurred before")
+    as_of = serializers.DateTimeField(required=False, help_text="ISO 8601, not in the future: the timeline as it "
+                                      "stood then, from the events recorded up to it (docs/HISTORY.md)")
+
+    def validate_as_of(self, value):
+        return _as_of(value)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -85,6 +97,22 @@ class TimelineQuery(serializers.Serializer):
         if attrs.get("since") and attrs.get("until") and attrs["since"] >= attrs["until"]:
             raise serializers.ValidationError({"until": "must be after since"})
         return attrs
+
+
+def _as_of(value):
+    from django.utils import timezone
+
+    if value > timezone.now():
+        raise serializers.ValidationError("must not be in the future: history is known only up to now")
+    return value
+
+
+class AsOfQuery(serializers.Serializer):
+    as_of = serializers.DateTimeField(required=False, help_text="ISO 8601, not in the future: the answer as it "
+                                      "stood then, from the events recorded up to it (docs/HISTORY.md)")
+
+    def validate_as_of(self, value):
+        return _as_of(value)
 
 
 class EraseCustomerInput(serializers.Serializer):

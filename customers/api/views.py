@@ -13,6 +13,7 @@ from contactcenter.api import UUID_PATH_PATTERN, ErrorSerializer, command_meta, 
 from contactcenter.pagination import CappedCursorPagination
 from customers import selectors, services
 from customers.api.serializers import (
+    AsOfQuery,
     ChangeCustomerInput,
     CommandOutput,
     CustomerContextOutput,
@@ -22,9 +23,11 @@ from customers.api.serializers import (
     RegisterCustomerInput,
     TimelineEntryOutput,
     TimelineQuery,
+    UnmergeCustomerInput,
     timeline_json,
 )
 from customers.models import Customer
+from history import asof
 
 CONFLICT = OpenApiResponse(ErrorSerializer, description="stale expected_version, or the customer was erased or merged")
 
@@ -87,7 +90,25 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         result = services.customer_merge(customer_id=self._customer_id(customer_id), meta=command_meta(request), **data)
         return Response(CommandOutput(result).data)
 
-    @extend_schema(parameters=[TimelineQuery], responses={200: TimelineEntryOutput(many=True)})
+    @extend_schema(
+        request=UnmergeCustomerInput,
+        responses={200: CommandOutput, 400: ErrorSerializer, 403: ErrorSerializer,
+                   409: OpenApiResponse(ErrorSerializer, description="`not_merged`: the source is not merged into "
+                                        "this customer directly; or a stale expected_version, or an erased side")},
+    )
+    @action(detail=True, methods=["post"], permission_classes=[IsAdmin])
+    def unmerge(self, request, customer_id=None):
+        """Undo the merge of `source_id` into this customer (staff only): both are their own customers again.
+
+        The source gets back the identities the merge moved, its history, and the contacts that arrived after
+        the merge through one of those identities (docs/HISTORY.md). Both customers' versions move.
+        """
+        data = valid(UnmergeCustomerInput, request.data)
+        result = services.customer_unmerge(customer_id=self._customer_id(customer_id), meta=command_meta(request),
+                                           **data)
+        return Response(CommandOutput(result).data)
+
+    @extend_schema(parameters=[TimelineQuery], responses={200: TimelineEntryOutput(many=True), 400: ErrorSerializer})
     @action(detail=True, methods=["get"], pagination_class=TimelinePagination)
     def timeline(self, request, customer_id=None):
         """Everything that happened with this customer, on every channel, by occurred time (cursor paginated).
@@ -98,19 +119,34 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         """
         customer_id = self._customer_id(customer_id)
         query = valid(TimelineQuery, request.query_params)
-        page = selectors.timeline_open(selectors.timeline_withhold(
-            self.paginate_queryset(selectors.timeline_list(customer_id, **query))))
+        as_of = query.pop("as_of", None)
+        if as_of is None:
+            page = selectors.timeline_open(selectors.timeline_withhold(
+                self.paginate_queryset(selectors.timeline_list(customer_id, **query))))
+        else:  # straight from the event store, decrypted with today's keys (erased stays erased)
+            page = selectors.timeline_withhold(asof.timeline_entries(
+                self.paginate_queryset(asof.timeline_as_of(customer_id, as_of, **query))))
         for entry in page:
             if entry.event_type == "interactions.RecordingAttached":  # who read a recording reference is on record
                 access.audit(request, outcome="read", action="customers.timeline", object_type="recording",
                              object_id=entry.stream_id)
         return self.get_paginated_response([timeline_json(entry) for entry in page])
 
-    @extend_schema(responses={200: CustomerContextOutput})
+    @extend_schema(parameters=[AsOfQuery], responses={200: CustomerContextOutput, 400: ErrorSerializer,
+                                                      404: ErrorSerializer})
     @action(detail=True, methods=["get"], pagination_class=None)
     def context(self, request, customer_id=None):
-        """What an agent needs on pick-up: profile, preferences, open work, last contacts, repeat contact."""
-        context = selectors.customer_context(self._customer_id(customer_id))
+        """What an agent needs on pick-up: profile, preferences, open work, last contacts, repeat contact.
+
+        `?as_of=` gives it as it stood then, folded from the events recorded up to that instant (404 if the
+        customer was not registered yet); sentiment and open promises are not time-travelled (empty).
+        """
+        customer_id = self._customer_id(customer_id)
+        as_of = valid(AsOfQuery, request.query_params).get("as_of")
+        if as_of is not None:
+            context = asof.customer_context_as_of(customer_id, as_of)
+        else:
+            context = selectors.customer_context(customer_id)
         return Response(CustomerContextOutput(context).data)
 
     def _customer_id(self, pk):

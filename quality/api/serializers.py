@@ -71,6 +71,8 @@ class KpiRow(serializers.Serializer):
     hour = serializers.DateTimeField(required=False)
     day = serializers.DateTimeField(required=False)
     week = serializers.DateTimeField(required=False)
+    drilldown = serializers.CharField(required=False, allow_null=True,
+                                      help_text="the contacts behind this figure: GET this path (null for occupancy)")
 
 
 class KpiReport(serializers.Serializer):
@@ -190,3 +192,92 @@ class ReviewSampleOutput(serializers.Serializer):
     weight = serializers.FloatField()
     reasons = serializers.ListField(child=serializers.CharField())
     picked_at = serializers.DateTimeField()
+
+
+class KpiDrilldownQuery(KpiQuery):
+    """A report's query plus the value of each of its groups: the one row to open (as the row's `drilldown`)."""
+
+    # One optional parameter per group, named as the report row names it; given empty: the row whose group is
+    # null (an interaction that never queued, an agent without a team).
+    agent = serializers.CharField(required=False, allow_blank=True)
+    team = serializers.CharField(required=False, allow_blank=True)
+    queue = serializers.CharField(required=False, allow_blank=True)
+    channel = serializers.CharField(required=False, allow_blank=True)
+    hour = serializers.CharField(required=False, allow_blank=True, help_text="the row's label, e.g. 2026-11-02T09:00:00")
+    day = serializers.CharField(required=False, allow_blank=True, help_text="the row's label, e.g. 2026-11-02T00:00:00")
+    week = serializers.CharField(required=False, allow_blank=True, help_text="the row's label (its Monday)")
+
+    def validate_metric(self, value: str) -> str:
+        if value == "occupancy":
+            raise serializers.ValidationError("occupancy is staffed time over handle time, not a count of contacts: "
+                                              "it has no drill-down")
+        return value
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        errors, match = {}, {}
+        for g in kpis.GROUPS:
+            if g in attrs and g not in attrs["group_by"]:
+                errors[g] = [f"the report is not grouped by {g}: leave it out, or add it to group_by"]
+            elif g in attrs["group_by"]:
+                if g not in attrs:
+                    errors[g] = [f"give the {g} of the row to open (empty for none), as its `drilldown` link does"]
+                else:
+                    match[g] = attrs.pop(g) or None
+        if errors:
+            raise serializers.ValidationError(errors)
+        attrs["match"] = match
+        return attrs
+
+
+class DrilldownEvent(serializers.Serializer):
+    event_id = serializers.UUIDField()
+    position = serializers.IntegerField()
+    event_type = serializers.CharField()
+    occurred_at = serializers.DateTimeField()
+
+
+class DrilldownRow(serializers.Serializer):
+    interaction_id = serializers.UUIDField()
+    customer_id = serializers.UUIDField()
+    channel = serializers.CharField()
+    direction = serializers.CharField()
+    queue = serializers.CharField(allow_null=True)
+    agent_id = serializers.CharField(allow_null=True, help_text="who handled it last")
+    answered_by = serializers.CharField(allow_null=True, help_text="who accepted it first (transfer_rate's agent)")
+    counted_as = serializers.CharField(help_text="ratio: `numerator` (e.g. FCR: resolved first time) or "
+                                                 "`denominator_only` (e.g. FCR: a repeat contact or reopened); nps: "
+                                                 "promoter, passive or detractor; mean_seconds: `seconds`")
+    seconds = serializers.FloatField(required=False, help_text="mean_seconds: this contact's share of the total")
+    created_at = serializers.DateTimeField()
+    queued_at = serializers.DateTimeField(allow_null=True)
+    answered_at = serializers.DateTimeField(allow_null=True)
+    ended_at = serializers.DateTimeField(allow_null=True)
+    resolved_at = serializers.DateTimeField(allow_null=True)
+    abandoned_at = serializers.DateTimeField(allow_null=True)
+    surveyed_at = serializers.DateTimeField(allow_null=True)
+    talk_seconds = serializers.FloatField()
+    hold_seconds = serializers.FloatField()
+    acw_seconds = serializers.FloatField()
+    transfers = serializers.IntegerField()
+    disposition = serializers.CharField()
+    reopened = serializers.IntegerField()
+    repeat_of = serializers.UUIDField(allow_null=True, help_text="the earlier contact about the same matter")
+    repeat_contact_at = serializers.DateTimeField(allow_null=True, help_text="FCR: when the customer came back")
+    repeat_contact_id = serializers.UUIDField(allow_null=True, help_text="FCR: the contact they came back with")
+    csat = serializers.IntegerField(allow_null=True)
+    nps = serializers.IntegerField(allow_null=True)
+    interaction = serializers.CharField(help_text="GET: the interaction")
+    routing = serializers.CharField(help_text="GET: why it went where it went (routing decisions, candidates, scores)")
+    events = DrilldownEvent(many=True, help_text="the stored events the figure's fact was projected from")
+
+
+class KpiDrilldown(serializers.Serializer):
+    metric = serializers.CharField()
+    kind = serializers.CharField()
+    group = serializers.DictField(help_text="the row opened: group -> value")
+    figure = serializers.DictField(help_text="the report row's figure (value and its numerator and denominator, "
+                                             "or total and count): the results, over every page, add up to it")
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = DrilldownRow(many=True)

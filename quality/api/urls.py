@@ -7,6 +7,7 @@ from quality.api.views import (
                                EvaluationDispute,
                                EvaluationList,
                                EvaluationResolve,
+                               KpiDrilldownView,
                                KpiReportView,
                                ReviewQueueView,
                                ScorecardList,
@@ -17,6 +18,7 @@ from quality.api.views import (
 
 urlpatterns = [
     path("reports/kpis/", KpiReportView.as_view(), name="report-kpis"),
+    path("reports/kpis/drilldown/", KpiDrilldownView.as_view(), name="report-kpis-drilldown"),
     path("surveys/<uuid:survey_id>/", SurveyView.as_view(), name="survey"),
     path("surveys/<uuid:survey_id>/answer/", SurveyAnswerView.as_view(), name="survey-answer"),
     path("surveys/webhook/<str:provider>/", SurveyWebhookView.as_view(), name="survey-webhook"),

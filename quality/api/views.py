@@ -3,8 +3,11 @@
 import csv
 import io
 import json
+from urllib.parse import urlencode
 
+from django.db.models.expressions import RawSQL
 from django.http import Http404
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
@@ -16,13 +19,14 @@ from rest_framework.views import APIView
 
 from contactcenter import access
 from contactcenter.api import ErrorSerializer, command_meta, valid
+from contactcenter.pagination import CappedCursorPagination
 from contactcenter.parsers import InputRefused
 from events.store import Actor, Metadata
 from frameworks.selectors import run_view
 from interactions import webhooks
 from quality import kpis, services
 from quality.api import serializers as s
-from quality.models import Evaluation, ReviewSample, Scorecard, Survey
+from quality.models import Evaluation, InteractionFact, ReviewSample, Scorecard, Survey
 from routing.selectors import is_supervisor
 
 
@@ -36,7 +40,8 @@ class CsvRenderer(BaseRenderer):
     def render(self, data, accepted_media_type=None, renderer_context=None):
         if not isinstance(data, dict) or "rows" not in data:
             return json.dumps(data)
-        measures = list(data["rows"][0]) if data["rows"] else ["value"]
+        # The drill-down link is for API clients; a spreadsheet gets the figures.
+        measures = [c for c in data["rows"][0] if c != "drilldown"] if data["rows"] else ["value"]
         columns = [*data["group_by"], *(c for c in measures if c not in data["group_by"])]
         out = io.StringIO()
         writer = csv.writer(out)
@@ -102,9 +107,92 @@ class KpiReportView(APIView):
                                scope=_report_scope(request.user))
         except kpis.Ungroupable as exc:
             raise ValidationError({"group_by": [str(exc)]}) from None
+        for row in rows:
+            row["drilldown"] = None if metric.name == "occupancy" else drilldown_link(q, row)
         return Response({"metric": metric.name, "kind": metric.kind, "definition": metric.definition,
                          "group_by": q["group_by"], "from": q["start"].isoformat(), "to": q["to"].isoformat(),
                          "rows": rows})
+
+
+def drilldown_link(q: dict, row: dict) -> str:
+    """The drill-down path of one report row: the report's own query plus the row's group values (a null group
+    given empty), so it opens exactly the contacts that row counted."""
+    query = {"metric": q["metric"], "from": q["start"].isoformat(), "to": q["to"].isoformat(), "tz": q["tz"]}
+    if q["group_by"]:
+        query["group_by"] = ",".join(q["group_by"])
+    query.update({g: "" if row[g] is None else row[g] for g in q["group_by"]})
+    return f"{reverse('report-kpis-drilldown')}?{urlencode(query)}"
+
+
+class ContactsInOrder(CappedCursorPagination):
+    ordering = ("created_at", "interaction_id")
+
+
+class KpiDrilldownView(APIView):
+    pagination_class = ContactsInOrder
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("metric", str, enum=sorted(set(kpis.metrics()) - {"occupancy"}), required=True),
+            OpenApiParameter("group_by", str, description="the report's grouping, as its row's link gives it"),
+            OpenApiParameter("from", OpenApiTypes.DATETIME, required=True),
+            OpenApiParameter("to", OpenApiTypes.DATETIME, required=True),
+            OpenApiParameter("tz", str, description="as the report's (default UTC)"),
+            *(OpenApiParameter(g, str, description=f"required when group_by names {g}: the row's {g} (empty for "
+                                                   "none); a time group by the row's label")
+              for g in kpis.GROUPS),
+            OpenApiParameter("page_size", int), OpenApiParameter("cursor", str),
+        ],
+        responses={200: s.KpiDrilldown, 400: ErrorSerializer, 403: ErrorSerializer},
+    )
+    def get(self, request):
+        """The contacts behind one KPI figure (a report row's `drilldown` link): each with how it counts
+        (numerator or only the denominator, its seconds, its NPS group), its times, a link to the interaction
+        and to its routing decisions, and the stored events its fact came from. Over every page they add up to
+        `figure` exactly: both come from the one query definition. Oldest contact first. For staff and team
+        supervisors (their teams' contacts only, as in the report)."""
+        if not may_read_reports(request.user):
+            raise PermissionDenied("reports are for supervisors")
+        q = valid(s.KpiDrilldownQuery, request.query_params)
+        metric = kpis.metrics()[q["metric"]]
+        scope = _report_scope(request.user)
+        args = (q["metric"], q["group_by"], q["start"], q["to"], q["tz"])
+        try:
+            sql, values = kpis.drilldown_ids_sql(*args, scope=scope, match=q["match"])
+            found = kpis.report(*args, scope=scope, match=q["match"])
+        except kpis.NoSuchGroup as exc:
+            raise ValidationError({exc.field: [str(exc)]}) from None
+        empty = {"ratio": ("numerator", "denominator"), "nps": ("net_promoters", "responses"),
+                 "mean_seconds": ("total_seconds", "count")}[metric.kind]
+        figure = found[0] if found else {**q["match"], "value": None, **{k: 0 for k in empty}}
+        paginator = self.pagination_class()
+        # The SQL is kpis.facts_sql's own text (metric definitions, group keys); every value is a bound parameter.
+        ids_in_figure = RawSQL(sql, values)  # nosec B611
+        page = paginator.paginate_queryset(InteractionFact.objects.filter(interaction_id__in=ids_in_figure), request,
+                                           view=self)
+        ids = [f.interaction_id for f in page]
+        parts, events, repeats = kpis.row_parts(metric.name, ids), kpis.fact_events(ids), kpis.repeat_contacts(ids)
+        rows = [self._row(metric, fact, parts.get(fact.interaction_id), events.get(fact.interaction_id, []),
+                          repeats.get(fact.interaction_id)) for fact in page]
+        links = paginator.get_paginated_response(rows).data
+        return Response(s.KpiDrilldown({
+            "metric": metric.name, "kind": metric.kind, "group": q["match"], "figure": figure,
+            "next": links["next"], "previous": links["previous"], "results": rows}).data)
+
+    @staticmethod
+    def _row(metric, fact: InteractionFact, part, events: list[dict], repeat) -> dict:
+        row = {name: getattr(fact, name) for name in s.DrilldownRow._declared_fields if hasattr(fact, name)}
+        if metric.kind == "ratio":
+            row["counted_as"] = "numerator" if part else "denominator_only"
+        elif metric.kind == "nps":
+            row["counted_as"] = part
+        else:
+            row["counted_as"], row["seconds"] = "seconds", part
+        row["interaction"] = f"/api/v1/interactions/{fact.interaction_id}/"
+        row["routing"] = f"/api/v1/interactions/{fact.interaction_id}/routing/"
+        row["events"] = events
+        row["repeat_contact_id"] = repeat
+        return row
 
 
 def _survey(survey_id) -> Survey:

@@ -60,3 +60,56 @@ class RoutingStepOutput(serializers.Serializer):
     event_type = serializers.CharField()
     data = serializers.DictField(help_text="routing.InteractionRouted carries `explanation`: the step in force, "
                                            "the wait, and each candidate with score and reasons")
+
+
+class AsOfQuery(serializers.Serializer):
+    as_of = serializers.DateTimeField(required=False, help_text="ISO 8601, not in the future (default: now): the "
+                                      "state as it stood then, from the events recorded up to it (docs/HISTORY.md)")
+
+    def validate_as_of(self, value):
+        from django.utils import timezone
+
+        if value > timezone.now():
+            raise serializers.ValidationError("must not be in the future: history is known only up to now")
+        return value
+
+
+class WaitingAsOfOutput(serializers.Serializer):
+    interaction_id = serializers.UUIDField()
+    channel = serializers.CharField()
+    queued_at = serializers.DateTimeField(allow_null=True, help_text="when it last entered the queue")
+    waited_seconds = serializers.FloatField(allow_null=True, help_text="how long it had waited at as_of")
+
+
+class QueueWorkAsOfOutput(serializers.Serializer):
+    interaction_id = serializers.UUIDField()
+    channel = serializers.CharField()
+    agent_id = serializers.CharField(allow_null=True)
+    status = serializers.CharField(required=False)
+
+
+class QueueStateOutput(serializers.Serializer):
+    queue = serializers.CharField()
+    as_of = serializers.DateTimeField()
+    waiting = WaitingAsOfOutput(many=True, help_text="longest waiting first")
+    offered = QueueWorkAsOfOutput(many=True)
+    in_hand = QueueWorkAsOfOutput(many=True, help_text="accepted or on hold")
+    longest_wait_seconds = serializers.FloatField()
+    agents = serializers.DictField(child=serializers.IntegerField(),
+                                   help_text="agents who qualify (today's skills) by their presence at as_of")
+
+
+class AgentWorkAsOfOutput(serializers.Serializer):
+    interaction_id = serializers.UUIDField()
+    channel = serializers.CharField()
+    queue = serializers.CharField(allow_null=True)
+    status = serializers.ChoiceField(choices=["offered", "active", "held", "wrap_up"])
+
+
+class AgentStateOutput(serializers.Serializer):
+    agent_id = serializers.CharField()
+    as_of = serializers.DateTimeField()
+    presence = serializers.CharField()
+    reason = serializers.CharField(allow_blank=True)
+    since = serializers.DateTimeField(allow_null=True, help_text="when that presence was set (null: never by then)")
+    work = AgentWorkAsOfOutput(many=True, help_text="offered to them or in their hands at as_of")

@@ -2,6 +2,7 @@
 
 import uuid
 
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
@@ -12,6 +13,7 @@ from rest_framework.views import APIView
 from contactcenter import access
 from contactcenter.api import ErrorSerializer, command_meta, valid
 from contactcenter.pagination import CappedCursorPagination
+from history import asof
 from interactions.models import Interaction
 from routing import selectors, services
 from routing.api import serializers as s
@@ -65,6 +67,16 @@ class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         services.agent_presence_set(agent_id=agent_id, meta=command_meta(request), **data)
         return Response(s.AgentOutput(selectors.agent_get(agent_id)).data)
 
+    @extend_schema(parameters=[s.AsOfQuery], responses={200: s.AgentStateOutput, 400: ErrorSerializer,
+                                                          404: ErrorSerializer})
+    @action(detail=True, methods=["get"], pagination_class=None)
+    def state(self, request, agent_id=None):
+        """The agent's presence and the work offered to them or in their hands, as it stood at `?as_of=`
+        (default now), folded from the events recorded up to then. Who may read it: as for the agent itself."""
+        agent_id = self._agent_id(agent_id)  # 404 outside your scope
+        at = valid(s.AsOfQuery, request.query_params).get("as_of") or timezone.now()
+        return Response(s.AgentStateOutput(asof.agent_state_as_of(agent_id, at)).data)
+
 
 class QueueViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Queues and their policies (configured in the admin), and their state right now."""
@@ -92,6 +104,17 @@ class QueueViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         Today (UTC): answered, service level, average speed of answer, abandoned."""
         self.get_object()  # 404 for a queue outside your scope
         return Response(s.QueueStatsOutput(selectors.queue_stats(name)).data)
+
+    @extend_schema(parameters=[s.AsOfQuery], responses={200: s.QueueStateOutput, 400: ErrorSerializer,
+                                                          404: ErrorSerializer})
+    @action(detail=True, methods=["get"], pagination_class=None)
+    def state(self, request, name=None):
+        """The queue as it stood at `?as_of=` (default now), folded from the events recorded up to then: each
+        waiting interaction with its wait at that instant, offered and in-hand work, qualified agents by
+        presence. Who may read it: as for the queue's stats."""
+        self.get_object()  # 404 for a queue outside your scope
+        at = valid(s.AsOfQuery, request.query_params).get("as_of") or timezone.now()
+        return Response(s.QueueStateOutput(asof.queue_state_as_of(name, at)).data)
 
 
 class InteractionRoutingView(APIView):

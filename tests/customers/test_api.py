@@ -330,8 +330,8 @@ def test_merge_refusals(api, staff_api):
 def test_timeline_is_in_occurred_order_and_filters(api):
     import datetime as dt
 
-    from interactions.events import InteractionCreated, MessageRecorded
     from events.store import Metadata
+    from interactions.events import InteractionCreated, MessageRecorded
 
     created = register(api)
     cid = uuid.UUID(created["id"])
