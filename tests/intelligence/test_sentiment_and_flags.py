@@ -71,7 +71,10 @@ def test_a_flag_term_raises_a_red_flag_once_with_its_evidence_and_alerts_the_sup
         await sync_to_async(say)(iid, "You are an IDIOT, my card is 4111 1111 1111 1111")
         frames = [await board.receive_json_from(timeout=5)]
         await sync_to_async(say)(iid, "idiot idiot")  # the same kind again: no second flag, no second alert
-        assert await board.receive_nothing(timeout=1)
+        later = []  # other wallboard pushes may come (the queue's figures): only a second alert is wrong
+        while not await board.receive_nothing(timeout=1):
+            later.append(await board.receive_json_from(timeout=1))
+        assert not [f for f in later if f.get("type") == "intelligence.flag"], later
         await board.disconnect()
         return frames
 
