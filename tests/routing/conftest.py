@@ -53,7 +53,11 @@ def web():
             time.sleep(0.1)
     yield base
     proc.terminate()
-    proc.wait(10)
+    try:  # as `make run` stops it: SIGTERM, then SIGKILL after a grace period (daphne may wait on open sockets)
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
     log.close()
 
 
