@@ -21,6 +21,9 @@ def _domain_check(normalize):
     return validate
 
 
+
+MAX_VERSION = 2**31 - 1  # a stream version is a PostgreSQL integer: a larger one is bad input, not a 500
+
 class RegisterCustomerInput(serializers.Serializer):
     display_name = serializers.CharField(max_length=200)
     email = serializers.EmailField(required=False, allow_null=True, max_length=254)
@@ -39,7 +42,8 @@ CONTACT_HOURS = {"type": "object", "additionalProperties": False,
 
 
 class ChangeCustomerInput(serializers.Serializer):
-    expected_version = serializers.IntegerField(min_value=1, help_text="the `version` you last read (409 if stale)")
+    expected_version = serializers.IntegerField(
+        min_value=1, max_value=MAX_VERSION, help_text="the `version` you last read (409 if stale)")
     display_name = serializers.CharField(max_length=200, required=False)
     email = serializers.EmailField(required=False, max_length=254)
     phone = serializers.RegexField(r"^\+?[0-9 ()\-]{3,40}$", required=False, max_length=40, trim_whitespace=False)
@@ -64,15 +68,17 @@ class ChangeCustomerInput(serializers.Serializer):
 
 class MergeCustomerInput(serializers.Serializer):
     source_id = serializers.UUIDField(help_text="the duplicate, merged into this customer and read-only after")
-    expected_version = serializers.IntegerField(min_value=1, help_text="this (target) customer's version you last read")
-    source_expected_version = serializers.IntegerField(min_value=1, required=False,
+    expected_version = serializers.IntegerField(
+        min_value=1, max_value=MAX_VERSION, help_text="this (target) customer's version you last read")
+    source_expected_version = serializers.IntegerField(min_value=1, max_value=MAX_VERSION, required=False,
                                                        help_text="the source's version you last read (optional)")
 
 
 class UnmergeCustomerInput(serializers.Serializer):
     source_id = serializers.UUIDField(help_text="the customer merged into this one (directly) to make its own again")
-    expected_version = serializers.IntegerField(min_value=1, help_text="this (target) customer's version you last read")
-    source_expected_version = serializers.IntegerField(min_value=1, required=False,
+    expected_version = serializers.IntegerField(
+        min_value=1, max_value=MAX_VERSION, help_text="this (target) customer's version you last read")
+    source_expected_version = serializers.IntegerField(min_value=1, max_value=MAX_VERSION, required=False,
                                                        help_text="the source's version you last read (optional)")
 
 

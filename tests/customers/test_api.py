@@ -409,3 +409,12 @@ def test_erasing_a_merge_target_erases_everyone_merged_into_it(api, staff_api):
     assert personal == {ERASED}
     for customer in (target, middle, first):
         assert CustomerProfile.objects.get(customer_id=customer["id"]).erased
+
+
+def test_an_expected_version_beyond_a_database_integer_is_a_400_not_a_500(api):
+    """Found by the fuzzer (make fuzz): a version past PostgreSQL's integer range reached the database."""
+    first = register(api, email="big@example.com")
+    response = api.patch(f"/api/v1/customers/{first['id']}/", {"expected_version": 92607182268, "contact_hours": {}},
+                         format="json")
+    assert response.status_code == 400 and "expected_version" in response.json(), response.content
+    assert Event.objects.count() == 2
