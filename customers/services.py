@@ -267,22 +267,27 @@ def customer_merge(*, customer_id: uuid.UUID, source_id: uuid.UUID, expected_ver
         )
         # Marked: a touch through a moved identity is noted (IdentityTouch), so an unmerge can give it back.
         moving.update(customer=target, moved_by_merge=True)
-        positions = store.append(
-            stream_type="customer", stream_id=customer_id, customer_id=customer_id, events=target_events,
-            expected_version=expected_version, meta=meta,
-        )
-        source_version = source.version if source_expected_version is None else source_expected_version
-        positions += store.append(
-            stream_type="customer", stream_id=source_id, customer_id=source_id, events=source_events,
-            expected_version=source_version, meta=meta,
-        )
-        target.version = expected_version + len(target_events)
-        target.save(update_fields=["version"])
-        source.version = source_version + len(source_events)
-        source.merged_into = customer_id
-        source.save(update_fields=["version", "merged_into"])
+        positions = _append_pair(target, source, target_events, source_events, meta=meta,
+                                 expected_version=expected_version, source_expected_version=source_expected_version,
+                                 merged_into=customer_id)
     return CommandResult(customer_id, target.version, positions)
 
+
+
+def _append_pair(target: Customer, source: Customer, target_events: list, source_events: list, *, meta: Metadata,
+                 expected_version: int, source_expected_version: int | None, merged_into) -> list[int]:
+    """A merge's or an unmerge's two appends (target at `expected_version`, source at `source_expected_version`,
+    else its current version) and both state rows kept in step, in the caller's transaction."""
+    positions = store.append(stream_type="customer", stream_id=target.id, customer_id=target.id,
+                             events=target_events, expected_version=expected_version, meta=meta)
+    source_version = source.version if source_expected_version is None else source_expected_version
+    positions += store.append(stream_type="customer", stream_id=source.id, customer_id=source.id,
+                              events=source_events, expected_version=source_version, meta=meta)
+    target.version = expected_version + len(target_events)
+    target.save(update_fields=["version"])
+    source.version, source.merged_into = source_version + len(source_events), merged_into
+    source.save(update_fields=["version", "merged_into"])
+    return positions
 
 # --- unmerge -------------------------------------------------------------------
 
@@ -345,20 +350,9 @@ def customer_unmerge(*, customer_id: uuid.UUID, source_id: uuid.UUID, expected_v
         )
         returning.update(customer=source)
         IdentityTouch.objects.filter(interaction_id__in=touches).delete()  # given back: never twice
-        positions = store.append(
-            stream_type="customer", stream_id=customer_id, customer_id=customer_id, events=target_events,
-            expected_version=expected_version, meta=meta,
-        )
-        source_version = source.version if source_expected_version is None else source_expected_version
-        positions += store.append(
-            stream_type="customer", stream_id=source_id, customer_id=source_id, events=source_events,
-            expected_version=source_version, meta=meta,
-        )
-        target.version = expected_version + len(target_events)
-        target.save(update_fields=["version"])
-        source.version = source_version + len(source_events)
-        source.merged_into = None
-        source.save(update_fields=["version", "merged_into"])
+        positions = _append_pair(target, source, target_events, source_events, meta=meta,
+                                 expected_version=expected_version, source_expected_version=source_expected_version,
+                                 merged_into=None)
     return CommandResult(customer_id, target.version, positions)
 
 
