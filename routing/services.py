@@ -38,7 +38,7 @@ from interactions import domain as idomain
 from interactions import events as iev
 from interactions import services as interaction_services
 from interactions.models import Interaction
-from routing import domain, realtime
+from routing import domain, engine, realtime
 from routing.events import AgentPresenceChanged, InteractionOverflowed, InteractionRouted
 from routing.models import Agent, Queue, Work
 
@@ -367,44 +367,6 @@ class Dispatch:
     offered: list[tuple[uuid.UUID, str]] = field(default_factory=list)  # (interaction, agent)
 
 
-@dataclass
-class _Queue:
-    policy: domain.QueuePolicy
-    offer_timeout: int = 20
-    relaxed: int = 0  # the most relaxed proficiency delta of any expansion step
-
-
-class _Agent:
-    """An agent during a pass: their configuration (`base`), current load and idle time.
-
-    routing.domain.has_room reads `load`, `capacity` and `voice_with_others`
-    straight from it; a full AgentView is built only for the few agents a
-    decision scores.
-    """
-
-    __slots__ = ("pk", "base", "load", "idle_since")
-
-    def __init__(self, pk: int, base: domain.AgentView, load: dict | None = None, idle_since=None):
-        self.pk, self.base = pk, base
-        self.load = dict(base.load) if load is None else load
-        self.idle_since = base.idle_since if idle_since is None else idle_since
-
-    @property
-    def capacity(self) -> dict:
-        return self.base.capacity
-
-    @property
-    def voice_with_others(self) -> bool:
-        return self.base.voice_with_others
-
-    @property
-    def view(self) -> domain.AgentView:
-        b = self.base
-        return domain.AgentView(agent_id=b.agent_id, presence=domain.AVAILABLE, skills=b.skills,
-                                languages=b.languages, capacity=b.capacity, load=dict(self.load),
-                                voice_with_others=b.voice_with_others, idle_since=self.idle_since)
-
-
 @metrics.timed_dispatch  # cc_routing_dispatch_duration_seconds, cc_routing_offers_total
 def dispatch(*, interaction_ids: list[uuid.UUID] | None = None, agent_ids: list[str] | None = None,
              now: dt.datetime | None = None, limit: int | None = None) -> Dispatch:
@@ -444,7 +406,7 @@ def dispatch(*, interaction_ids: list[uuid.UUID] | None = None, agent_ids: list[
         queues = config.queues_for({q for q, _ in groups})
         try:  # first with the best-ranked agents only (enough, nearly always), else with everyone
             decided = _decide(config, queues, groups, agent_ids, interaction_ids, limit, now, sample=True)
-        except _Incomplete:
+        except engine.Incomplete:
             decided = _decide(config, queues, groups, agent_ids, interaction_ids, limit, now, sample=False)
         if decided is None:
             return result
@@ -454,16 +416,12 @@ def dispatch(*, interaction_ids: list[uuid.UUID] | None = None, agent_ids: list[
     return result
 
 
-class _Incomplete(Exception):
-    """A decision needs an agent the sampled read left out: read them all and decide again."""
-
-
 def _decide(config, queues, groups, agent_ids, interaction_ids, limit, now, *, sample: bool):
     """Lock the work of this pass and decide each; (decisions, offers confirmed, agents, available) or None.
 
     With `sample`, only the best-ranked agents of each queue are read from
     the database (a few times the pool and the waiting work); a walk down a
-    ranking that reaches an agent not read raises _Incomplete, so the result
+    ranking that reaches an agent not read raises engine.Incomplete, so the result
     is always the one a read of every agent gives.
     """
     agents, available, fetched = _available_agents(config, agent_ids, groups, sample=sample)
@@ -475,19 +433,9 @@ def _decide(config, queues, groups, agent_ids, interaction_ids, limit, now, *, s
     decisions: dict = {}
     pending, offers = works, []
     for _ in range(3):  # a chosen agent whose load changed meanwhile: decide those again
-        chosen = []
-        for work in pending:
-            q = queues[work.queue]
-            step = domain.step_in_force(q.policy, (now - work.enqueued_at).total_seconds())
-            ranked = qualified.ranked(work.queue, step)
-            favourite = preferred.get(work.interaction_id)
-            pool = _pool(ranked, agents, fetched, work, favourite, settings.ROUTING_POOL)
-            decision = domain.decide_route(q.policy, work.view(favourite), pool, now=now)
-            decision = replace(decision, qualified=len(ranked))
-            decisions[work.interaction_id] = decision
-            if decision.agent_id:
-                _take(agents, decision.agent_id, work.channel, +1)
-                chosen.append((work, decision))
+        more, chosen = engine.decide_pass(queues, qualified, agents, pending, preferred, now, fetched=fetched,
+                                          pool_size=settings.ROUTING_POOL)
+        decisions.update(more)
         confirmed, pending = _confirm(chosen, agents)
         offers += confirmed
         if not pending:
@@ -518,9 +466,9 @@ class _Config:
 
     def __init__(self, version: int | None):
         self.version = version
-        self.agents: dict[str, _Agent] = {}  # by user name, presence and load left out
-        self.queues: dict[str, _Queue] = {}
-        self.qualified = _Qualified(self.queues, self.agents)
+        self.agents: dict[str, engine.FreeAgent] = {}  # by user name, presence and load left out
+        self.queues: dict[str, engine.QueueConfig] = {}
+        self.qualified = engine.Qualified(self.queues, self.agents)
         with connection.cursor() as cur:
             cur.execute("""SELECT a.id, u.username, a.languages::text, a.capacity::text, a.voice_with_others
                            FROM routing_agent a JOIN auth_user u ON u.id = a.user_id""")
@@ -530,18 +478,17 @@ class _Config:
             for agent_pk, skill, level in cur.fetchall():
                 skills[agent_pk][skill] = level
         for pk, name, languages, capacity, voice in rows:
-            self.agents[name] = _Agent(pk, domain.AgentView(
+            self.agents[name] = engine.FreeAgent(pk, domain.AgentView(
                 agent_id=name, presence=domain.AVAILABLE, skills=skills[pk], languages=tuple(_json(languages) or ()),
                 capacity=_json(capacity) or {}, voice_with_others=voice))
         self.pks = {a.pk: name for name, a in self.agents.items()}
         for queue in Queue.objects.prefetch_related("skills"):
             policy = queue.policy()
-            self.queues[queue.name] = _Queue(policy, queue.offer_timeout_seconds or 20,
-                                             min([0, *(s.min_proficiency_delta for s in policy.expansion)]))
+            self.queues[queue.name] = engine.QueueConfig.of(policy, queue.offer_timeout_seconds or 20)
 
-    def queues_for(self, names) -> dict[str, _Queue]:
+    def queues_for(self, names) -> dict[str, engine.QueueConfig]:
         for name in names:  # work in a queue nobody configured: routed with the default policy
-            self.queues.setdefault(name, _Queue(domain.QueuePolicy(name=name)))
+            self.queues.setdefault(name, engine.QueueConfig(domain.QueuePolicy(name=name)))
         return self.queues
 
 
@@ -572,7 +519,7 @@ def _json(text):
 
 
 def _available_agents(config: _Config, agent_ids: list[str] | None, groups: dict, *, sample: bool
-                      ) -> tuple[dict[str, _Agent], int, set | None]:
+                      ) -> tuple[dict[str, engine.FreeAgent], int, set | None]:
     """The available agents who qualify for the waiting queues at their most relaxed step (and are among
     `agent_ids`), with their current load; how many agents are available in all; and which agents were read
     (None: every one who qualifies). With `sample`, per queue only the best-ranked few."""
@@ -619,65 +566,8 @@ def _available_agents(config: _Config, agent_ids: list[str] | None, groups: dict
     agents = {}
     for name, idle in rows:
         known = config.agents[name]
-        agents[name] = _Agent(known.pk, known.base, loads[name], idle)
+        agents[name] = engine.FreeAgent(known.pk, known.base, loads[name], idle)
     return agents, available, fetched
-
-
-class _Qualified:
-    """Per queue and expansion step, the agents who qualify (language, skills), best score first."""
-
-    def __init__(self, queues: dict[str, _Queue], agents: dict[str, _Agent]):
-        self.queues, self.agents, self.memo = queues, agents, {}
-
-    def ranked(self, queue: str, step: tuple[int, int, bool]) -> list[tuple[str, float]]:
-        key = (queue, step[1], step[2])
-        found = self.memo.get(key)
-        if found is None:
-            policy = self.queues[queue].policy
-            scored = [(name, domain.qualify(policy, a.base, step=step)) for name, a in self.agents.items()]
-            found = self.memo[key] = sorted(((n, c.score) for n, c in scored if c.eligible), key=lambda x: -x[1])
-        return found
-
-    def relaxed(self, queue: str) -> list[str]:
-        return [name for name, _ in self.ranked(queue, (0, self.queues[queue].relaxed, False))]
-
-
-def _pool(ranked: list[tuple[str, float]], agents: dict[str, _Agent], fetched: set | None, work: Work,
-          preferred: str | None, size: int) -> list[domain.AgentView]:
-    """The agents routing.domain.decide_route chooses among: the `size` best-scoring free ones, every agent
-    tied with the last of them (the tie-break decides between equals), and the preferred agent if free. Work
-    that prefers a skill (a red flag) is scored against every free qualified agent: the bonus can lift anyone.
-    """
-    declined, pool, cutoff = set(work.declined_by), [], None
-    if work.prefer_skill:
-        size = 0  # never reached: no cutoff
-    for name, score in ranked:
-        if cutoff is not None and score < cutoff:
-            break
-        agent = agents.get(name)
-        if agent is None and fetched is not None and name not in fetched:
-            raise _Incomplete(name)
-        if agent is None or name in declined or not domain.has_room(agent, work.channel)[0]:
-            continue
-        pool.append(agent.view)
-        if len(pool) == size:
-            cutoff = score
-    if preferred and fetched is not None and preferred not in fetched and any(n == preferred for n, _ in ranked):
-        raise _Incomplete(preferred)
-    if preferred and preferred in agents and all(v.agent_id != preferred for v in pool):
-        pool.append(agents[preferred].view)  # decide_route checks them like anyone else
-    return pool
-
-
-def _take(agents: dict[str, _Agent], name: str, channel: str, n: int) -> None:
-    load = agents[name].load
-    load[channel] = load.get(channel, 0) + n
-
-
-def _free(agent: _Agent, channel: str) -> int:
-    if not domain.has_room(agent, channel)[0]:
-        return 0
-    return agent.capacity.get(channel, 0) - agent.load.get(channel, 0)
 
 
 def _lock_waiting(groups, queues, agents, fetched, qualified, interaction_ids, limit) -> list[Work]:
@@ -690,26 +580,10 @@ def _lock_waiting(groups, queues, agents, fetched, qualified, interaction_ids, l
     """
     with raw_cursor() as cur:
         if interaction_ids is None:
-            q_names, q_channels, q_limits, q_agents = [], [], [], []
-            for (queue, channel), waiting in groups.items():
-                names, slots, every = [], 0, True
-                for a in qualified.relaxed(queue):
-                    if a not in agents and fetched is not None and a not in fetched:
-                        raise _Incomplete(a)
-                    free = _free(agents[a], channel) if a in agents else 0
-                    if free:
-                        names.append(a)
-                        slots += free
-                        if slots >= waiting:  # room for all of them: nothing to crowd out, no need to count on
-                            every = False
-                            break
-                if slots:
-                    q_names.append(queue)
-                    q_channels.append(channel)
-                    # A margin over the free slots: work that qualifies only after more waiting (an expansion
-                    # step) or that the free agents declined must not hide the work behind it.
-                    q_limits.append(min(2 * slots + 5, limit))
-                    q_agents.append(json.dumps(names) if every else None)  # None: no decline filter
+            limits = engine.group_limits(groups, agents, fetched, qualified, limit)
+            q_names, q_channels = [g.queue for g in limits], [g.channel for g in limits]
+            q_limits = [g.limit for g in limits]
+            q_agents = [json.dumps(list(g.agents)) if g.agents is not None else None for g in limits]  # None: no filter
             if not q_names:
                 return []
             cur.execute("""
@@ -742,7 +616,7 @@ _WORK_FIELDS = [f.attname for f in Work._meta.concrete_fields]
 _WORK_COLUMNS = ", ".join(f.column for f in Work._meta.concrete_fields)
 
 
-def _preferred_agents(queues: dict[str, _Queue], works: list[Work], now: dt.datetime) -> dict[uuid.UUID, str]:
+def _preferred_agents(queues: dict[str, engine.QueueConfig], works: list[Work], now: dt.datetime) -> dict[uuid.UUID, str]:
     """Per interaction: the agent it was promised to (Work.preferred_agent), else who last resolved something for
     its customer within its queue's window (one query)."""
     promised = {w.interaction_id: w.preferred_agent for w in works if w.preferred_agent}
@@ -763,7 +637,7 @@ def _preferred_agents(queues: dict[str, _Queue], works: list[Work], now: dt.date
     return {**out, **promised}
 
 
-def _confirm(chosen: list, agents: dict[str, _Agent]) -> tuple[list, list]:
+def _confirm(chosen: list, agents: dict[str, engine.FreeAgent]) -> tuple[list, list]:
     """Lock the chosen agents and recount their load; (offers that still fit, work to decide again).
 
     Agents are locked in one statement, in primary-key order, after the
@@ -795,14 +669,14 @@ def _confirm(chosen: list, agents: dict[str, _Agent]) -> tuple[list, list]:
     for work, decision in chosen:
         agent = agents.get(decision.agent_id)
         if agent is not None and domain.has_room(agent, work.channel)[0]:
-            _take(agents, decision.agent_id, work.channel, +1)
+            engine.take(agents, decision.agent_id, work.channel, +1)
             confirmed.append((work, decision))
         else:
             again.append(work)
     return confirmed, again
 
 
-def _offer_all(offers: list, queues: dict[str, _Queue], pks: dict[str, int], *, side: str, available: int) -> None:
+def _offer_all(offers: list, queues: dict[str, engine.QueueConfig], pks: dict[str, int], *, side: str, available: int) -> None:
     """The offers of a pass: one append for all, offer expiries (one task per timeout), one push."""
     if not offers:
         return

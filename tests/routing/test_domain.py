@@ -96,11 +96,11 @@ def test_invalid_policies_are_refused_naming_the_field(policy, field):
 
 @pytest.mark.parametrize("tie_break", domain.TIE_BREAKS)
 def test_the_dispatcher_s_short_list_chooses_exactly_as_scoring_every_agent(tie_break):
-    """routing.services scores only the best-ranked free agents (ties included): the choice must not change."""
+    """routing.engine (live routing and the what-if simulator) scores only the best-ranked free agents (ties included): the choice must not change."""
     import random
     from types import SimpleNamespace
 
-    from routing.services import _Agent, _pool, _Qualified, _Queue
+    from routing.engine import FreeAgent, QueueConfig, Qualified, pool
 
     rnd = random.Random(7)
     policy = QueuePolicy(name="billing", skills={"billing": 2, "tv": 1}, secondary={"sales": 2}, language="en",
@@ -109,7 +109,7 @@ def test_the_dispatcher_s_short_list_chooses_exactly_as_scoring_every_agent(tie_
         views = {}
         for k in range(rnd.randint(1, 60)):
             name = f"a{k}"
-            views[name] = _Agent(k, agent(
+            views[name] = FreeAgent(k, agent(
                 name, skills={s: rnd.choice([1, 4, 5]) for s in ("billing", "tv", "sales") if rnd.random() < 0.8},
                 languages=("en",) if rnd.random() < 0.9 else ("de",), capacity={"chat": 2, "voice": 1},
                 load={"chat": rnd.choice([0, 0, 1, 2])} if rnd.random() < 0.5 else {"voice": rnd.choice([0, 1])},
@@ -119,9 +119,9 @@ def test_the_dispatcher_s_short_list_chooses_exactly_as_scoring_every_agent(tie_
                        preferred_agent=rnd.choice([None, "a0", "a3"]),
                        prefer_skill=rnd.choice(["", "", "", "tv", "sales"]))  # a red flag asks for a skill
         step = domain.step_in_force(policy, (NOW - work.enqueued_at).total_seconds())
-        ranked = _Qualified({"billing": _Queue(policy)}, views).ranked("billing", step)
+        ranked = Qualified({"billing": QueueConfig(policy)}, views).ranked("billing", step)
         row = SimpleNamespace(declined_by=list(work.declined_by), channel=work.channel, prefer_skill=work.prefer_skill)
-        short = domain.decide_route(policy, work, _pool(ranked, views, None, row, work.preferred_agent, 2), now=NOW)
+        short = domain.decide_route(policy, work, pool(ranked, views, None, row, work.preferred_agent, 2), now=NOW)
         full = domain.decide_route(policy, work, [a.base for a in views.values()], now=NOW)
         assert short.agent_id == full.agent_id, trial
         if full.agent_id:
