@@ -201,3 +201,32 @@ class AgentState(models.Model):
     since = models.DateTimeField()
     version = models.PositiveIntegerField(help_text="stream version of the last change applied")
     changes = models.PositiveIntegerField(default=0)
+
+
+class Simulation(models.Model):
+    """A what-if routing run (routing.whatif): a recorded period replayed through a candidate policy.
+
+    Requested through the API or `manage.py simulate_routing --save`, run by a Celery worker on the default
+    queue (never the routing queue: a long replay must not hold live decisions up). The only row it writes.
+    """
+
+    QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    requested_by = models.CharField(max_length=150)
+    start = models.DateTimeField(help_text="the recorded period's start (business time)")
+    end = models.DateTimeField(help_text="its end, excluded")
+    policy = models.JSONField(default=dict, blank=True, help_text="the candidate: changes to the configuration")
+    seed = models.IntegerField(default=0)
+    status = models.CharField(max_length=10, choices=[(s, s) for s in (QUEUED, RUNNING, DONE, FAILED)],
+                              default=QUEUED)
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["requested_by", "created_at"], name="simulation_requested")]
+
+    def __str__(self) -> str:
+        return f"what-if {self.start:%Y-%m-%d %H:%M} to {self.end:%Y-%m-%d %H:%M} ({self.status})"

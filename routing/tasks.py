@@ -52,3 +52,14 @@ def expire_offer(interaction_id: str) -> bool:
 def sweep() -> dict:
     """Every few seconds (beat): expired offers, expanding criteria, triggers lost with Redis."""
     return services.sweep()
+
+
+# Named outside routing.tasks.* (CELERY_TASK_ROUTES), so it runs on the default queue: a replay of a busy week
+# takes minutes and must not hold live routing decisions up.
+@shared_task(name="routing.whatif.simulate", acks_late=True, reject_on_worker_lost=True, ignore_result=True,
+             soft_time_limit=1800)
+def simulate(simulation_id: str) -> str:
+    """A what-if routing run requested through the API (routing.whatif)."""
+    from routing import whatif
+
+    return whatif.simulation_run(uuid.UUID(simulation_id))

@@ -58,6 +58,8 @@ DEFAULT_ANSWER_DELAY, DEFAULT_HANDLE = 5.0, 300.0
 class InvalidWhatIf(ValueError):
     """A request or policy the simulator cannot use: `field` names it (a dotted path into the request)."""
 
+    status, code = 400, "invalid_what_if"
+
     def __init__(self, field_name: str, message: str):
         super().__init__(message)
         self.field = field_name
@@ -711,7 +713,10 @@ class Simulation:
     def _occupancy(self, agent: SimAgent, now: float) -> None:
         busy = agent.busy or bool(agent.offered)
         if busy and agent.occupied_since is None:
-            agent.occupied_since = now
+            if agent.occupied and agent.occupied[-1][1] == now:  # free for no time at all: one span
+                agent.occupied_since = agent.occupied.pop()[0]
+            else:
+                agent.occupied_since = now
         elif not busy and agent.occupied_since is not None:
             agent.occupied.append((agent.occupied_since, now))
             agent.occupied_since = None
@@ -882,3 +887,85 @@ def what_if(start: dt.datetime, end: dt.datetime, spec: dict | None = None, *, s
                         "simulation_seconds": round(seconds, 3),
                         "events_per_second": round(simulated / seconds) if seconds else None},
     }
+
+
+# --- simulations on request (the API and `simulate_routing --save`) ---------------------------------------
+
+MAX_WINDOW = dt.timedelta(days=31)
+
+
+def check_window(start: dt.datetime, end: dt.datetime, now: dt.datetime) -> None:
+    if end <= start:
+        raise InvalidWhatIf("to", "must be after `from`")
+    if end > now:
+        raise InvalidWhatIf("to", "must not be in the future: only recorded traffic can be replayed")
+    if end - start > MAX_WINDOW:
+        raise InvalidWhatIf("to", f"a window of at most {MAX_WINDOW.days} days (run several for longer)")
+
+
+def simulation_request(*, requested_by: str, start: dt.datetime, end: dt.datetime, policy: dict | None,
+                       seed: int = 0):
+    """Check the window and the policy (400 naming the field), record the request and queue its run."""
+    from django.db import transaction
+    from django.utils import timezone
+
+    from routing.models import Simulation
+
+    check_window(start, end, timezone.now())
+    candidate_policy(recorded_policy(), policy or {})  # refused now, not in the worker
+    with transaction.atomic():
+        simulation = Simulation.objects.create(requested_by=requested_by, start=start, end=end, policy=policy or {},
+                                               seed=seed)
+        transaction.on_commit(lambda: _send(simulation.id))
+    return simulation
+
+
+def _send(simulation_id) -> None:
+    from routing import tasks
+
+    tasks.simulate.delay(str(simulation_id))
+
+
+def simulation_run(simulation_id: uuid.UUID) -> str:
+    """Run a requested simulation once (a redelivered task finds it done); its status at the end."""
+    from django.db import transaction
+    from django.utils import timezone
+
+    from routing.models import Simulation
+
+    with transaction.atomic():
+        sim = Simulation.objects.select_for_update().filter(id=simulation_id).first()
+        if sim is None or sim.status == Simulation.DONE:
+            return sim.status if sim else "missing"
+        sim.status = Simulation.RUNNING
+        sim.save(update_fields=["status"])
+    try:
+        result = what_if(sim.start, sim.end, sim.policy, seed=sim.seed)
+    except InvalidWhatIf as exc:  # the configuration changed since the request
+        sim.status, sim.error = Simulation.FAILED, f"{exc.field}: {exc}"
+    except Exception as exc:  # recorded for the requester, and raised for the worker's log
+        Simulation.objects.filter(id=sim.id).update(status=Simulation.FAILED, error=f"{type(exc).__name__}: {exc}",
+                                                    finished_at=timezone.now())
+        raise
+    else:
+        sim.status, sim.result = Simulation.DONE, result
+    sim.finished_at = timezone.now()
+    sim.save(update_fields=["status", "result", "error", "finished_at"])
+    return sim.status
+
+
+def scoped(result: dict, queues: list[str] | None, agents: list[str] | None) -> dict:
+    """`result` as a reader of these queues and agents sees it (None: all): the other rows left out, and the
+    totals, differences and fidelity those rows add up to."""
+    if result is None or (queues is None and agents is None):
+        return result
+    out = dict(result)
+    for key in ("recorded", "recorded_policy", "candidate"):
+        part = result[key]
+        rows = [q for q in part["queues"] if queues is None or q["queue"] in queues]
+        people = [a for a in part["agents"] if agents is None or a["agent_id"] in agents]
+        out[key] = {"totals": totals(rows, people), "queues": rows, "agents": people}
+    out["difference"] = _difference(out["recorded_policy"]["totals"], out["candidate"]["totals"])
+    out["fidelity"] = fidelity(out["recorded"]["totals"], out["recorded_policy"]["totals"])
+    out["scoped"] = True
+    return out

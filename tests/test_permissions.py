@@ -107,6 +107,10 @@ def world(settings):
     card = quality_services.scorecard_save(name="chat", form=FORM)
     evaluation = quality_services.evaluation_submit(scorecard_id=card.id, interaction_id=done.id, reviewer="sup_b",
                                                     answers={"greeted": "yes"}, meta=M)
+    from routing.models import Simulation
+
+    simulation = Simulation.objects.create(requested_by="sup_b", start=due - dt.timedelta(days=2),
+                                           end=due - dt.timedelta(days=1))
     from events.projection import all_projections
     from events.replay import replay
 
@@ -119,7 +123,8 @@ def world(settings):
     ids = {"interaction_id": mine.id, "id": mine.id, "customer_id": mine.customer_id, "agent_id": "bob",
            "name": "support", "report_id": report.id, "callback_id": callback.id, "followup_id": followup.id,
            "escalation_id": escalation.id, "action_id": action.id, "evaluation_id": evaluation.id,
-           "survey_id": survey.id, "stream_id": mine.id, "provider": "test", "channel": "chat"}
+           "survey_id": survey.id, "stream_id": mine.id, "provider": "test", "channel": "chat",
+           "simulation_id": simulation.id}
     soon = due.isoformat()
     bodies = {  # a command naming bob's objects in its body, valid otherwise
         "/api/v1/interactions/": {"channel": "chat", "customer_id": str(mine.customer_id)},
@@ -130,6 +135,8 @@ def world(settings):
                                "agent_responses": "r", "deescalation_steps": "s", "action_taken": "warned",
                                "supervisor": "sup_b"},
         "/api/v1/evaluations/": {"scorecard": card.id, "interaction_id": str(done.id), "answers": {"greeted": "no"}},
+        "/api/v1/routing/simulations/": {"from": (due - dt.timedelta(days=2)).isoformat(),
+                                         "to": (due - dt.timedelta(days=1)).isoformat()},
     }
     queries = {"/api/v1/evaluations/calibration/": {"interaction_id": str(done.id)},
                "/api/v1/reports/kpis/": {"metric": "fcr", "from": "2026-01-01T00:00:00Z", "to": "2027-01-01T00:00:00Z"}}
@@ -222,6 +229,9 @@ MATRIX: dict[tuple[str, str], dict] = {
     ("get", "/api/v1/queues/{name}/state/"): READ_BOBS,
     ("get", "/api/v1/reports/kpis/"): SUPERVISORS,
     ("get", "/api/v1/reports/kpis/drilldown/"): SUPERVISORS,  # no query: a 400 for those who pass the gate
+    ("get", "/api/v1/routing/simulations/"): SUPERVISORS,
+    ("post", "/api/v1/routing/simulations/"): SUPERVISORS,
+    ("get", "/api/v1/routing/simulations/{simulation_id}/"): SUPERVISORS | {"sup_a": 404},  # sup_b's own
     ("get", "/api/v1/scorecards/"): SIGNED_IN_LIST,
     ("post", "/api/v1/scorecards/"): ADMIN_ONLY,
     ("get", "/api/v1/surveys/{survey_id}/"): {"anon": 401, "nobody": 403, "ann": 403, "sup_a": 404, "bob": 403,

@@ -113,3 +113,130 @@ class AgentStateOutput(serializers.Serializer):
     reason = serializers.CharField(allow_blank=True)
     since = serializers.DateTimeField(allow_null=True, help_text="when that presence was set (null: never by then)")
     work = AgentWorkAsOfOutput(many=True, help_text="offered to them or in their hands at as_of")
+
+
+# --- what-if routing (routing.whatif, docs/HISTORY.md) ----------------------------------------------------
+
+POLICY_HELP = (
+    "The candidate: changes to today's configuration, {} for none (the recorded policy replayed twice). "
+    '`queues`: {name: {skills: {skill: min level}, secondary: {...}, expansion: [{after_seconds, '
+    "min_proficiency_delta, admit_secondary}], priority, vip_boost, repeat_boost, preferred_agent_hours, "
+    'tie_break, language, overflow_queue, overflow_after_seconds}}; `agents`: {name or "*" (everyone): '
+    "{skills, languages, capacity: {channel: n}, voice_with_others}}, and an agent not configured with "
+    "`copy_of` (their skills and recorded presence) to try one more agent. Fields left out keep their value.")
+
+
+class SimulationInput(serializers.Serializer):
+    to = serializers.DateTimeField(help_text="the period's end (excluded), not in the future; at most 31 days "
+                                             "after `from`")
+    policy = serializers.JSONField(required=False, default=dict, help_text=POLICY_HELP)
+    seed = serializers.IntegerField(required=False, default=0, min_value=0, max_value=2**31 - 1,
+                                    help_text="for the choices the replay draws (patience, work content of "
+                                              "unanswered contacts): the same seed, the same figures")
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["from"] = serializers.DateTimeField(help_text="the recorded period's start (business time)")
+        return fields
+
+
+class WhatIfTotals(serializers.Serializer):
+    arrived = serializers.IntegerField(help_text="contacts that first queued in the period")
+    answered = serializers.IntegerField()
+    answered_in_sl = serializers.IntegerField(help_text="answered within their queue's service-level threshold")
+    abandoned = serializers.IntegerField(help_text="hung up after at least KPI_SHORT_ABANDON_SECONDS")
+    short_abandons = serializers.IntegerField(help_text="hung up sooner: left out of the ratios (docs/KPIS.md)")
+    wait_seconds = serializers.FloatField(help_text="the answered contacts' waits, added up")
+    service_level = serializers.FloatField(allow_null=True, help_text="answered_in_sl / (answered + abandoned)")
+    asa_seconds = serializers.FloatField(allow_null=True, help_text="average speed of answer")
+    abandonment_rate = serializers.FloatField(allow_null=True, help_text="abandoned / (answered + abandoned)")
+    occupancy = serializers.FloatField(allow_null=True, help_text="time with work in hand or in after-call work, "
+                                                                  "of the time staffed")
+    agents_staffed = serializers.IntegerField()
+
+
+class WhatIfQueue(serializers.Serializer):
+    queue = serializers.CharField()
+    arrived = serializers.IntegerField()
+    answered = serializers.IntegerField()
+    answered_in_sl = serializers.IntegerField()
+    abandoned = serializers.IntegerField()
+    short_abandons = serializers.IntegerField()
+    wait_seconds = serializers.FloatField()
+    service_level = serializers.FloatField(allow_null=True)
+    asa_seconds = serializers.FloatField(allow_null=True)
+    abandonment_rate = serializers.FloatField(allow_null=True)
+
+
+class WhatIfAgent(serializers.Serializer):
+    agent_id = serializers.CharField()
+    handled = serializers.IntegerField(help_text="contacts answered")
+    handle_seconds = serializers.FloatField()
+    occupied_seconds = serializers.FloatField()
+    staffed_seconds = serializers.FloatField()
+    occupancy = serializers.FloatField(allow_null=True)
+
+
+class WhatIfFigures(serializers.Serializer):
+    totals = WhatIfTotals()
+    queues = WhatIfQueue(many=True, help_text="each contact counts in the queue it first entered")
+    agents = WhatIfAgent(many=True, help_text="per-agent load")
+
+
+class WhatIfDifference(serializers.Serializer):
+    service_level = serializers.FloatField(allow_null=True)
+    asa_seconds = serializers.FloatField(allow_null=True)
+    abandonment_rate = serializers.FloatField(allow_null=True)
+    occupancy = serializers.FloatField(allow_null=True)
+    answered = serializers.IntegerField(allow_null=True)
+    abandoned = serializers.IntegerField(allow_null=True)
+
+
+class WhatIfFidelity(serializers.Serializer):
+    difference = WhatIfDifference(help_text="the recorded policy's replay minus what happened")
+    tolerance = serializers.DictField(child=serializers.FloatField(), help_text="how close it must come (ASA: "
+                                                                                "5 s or 20 %, whichever is more)")
+    within_tolerance = serializers.DictField(child=serializers.BooleanField())
+
+
+class WhatIfPerformance(serializers.Serializer):
+    events_read = serializers.IntegerField()
+    load_seconds = serializers.FloatField()
+    simulated_events = serializers.IntegerField(help_text="arrivals, presence changes, answers, ends... of both "
+                                                          "replays")
+    dispatch_passes = serializers.IntegerField()
+    simulation_seconds = serializers.FloatField()
+    events_per_second = serializers.IntegerField(allow_null=True)
+
+
+class WhatIfResult(serializers.Serializer):
+    contacts = serializers.IntegerField()
+    agents = serializers.IntegerField()
+    recorded = WhatIfFigures(help_text="what actually happened")
+    recorded_policy = WhatIfFigures(help_text="the recorded traffic replayed through today's configuration")
+    candidate = WhatIfFigures(help_text="the same traffic through the candidate policy")
+    difference = WhatIfDifference(help_text="candidate minus recorded_policy: the policy's effect "
+                                            "(service_level +0.05: five points better)")
+    fidelity = WhatIfFidelity()
+    performance = WhatIfPerformance()
+    scoped = serializers.BooleanField(required=False, help_text="true: only your teams' queues and agents are "
+                                                                "shown, and the totals are theirs")
+
+
+class SimulationOutput(serializers.Serializer):
+    id = serializers.UUIDField()
+    url = serializers.CharField(help_text="GET it until `status` is done or failed")
+    status = serializers.ChoiceField(choices=["queued", "running", "done", "failed"])
+    requested_by = serializers.CharField()
+    to = serializers.DateTimeField(source="end")
+    policy = serializers.JSONField()
+    seed = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    error = serializers.CharField(help_text="why it failed (empty otherwise)")
+    result = WhatIfResult(allow_null=True, help_text="once done")
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["from"] = serializers.DateTimeField(source="start")
+        return fields
