@@ -14,7 +14,9 @@ Figures:
     p50/p99 (p99 < 100 ms)        vs the live timeline's first page (the projection), same run
  2. the customer's context `as_of` a random instant (folds up to all 10,000 events), p50 and events/s (info)
                                   vs the live context
-The what-if simulation half of `make bench-history` comes with that feature.
+ 3. what-if routing over one recorded day of 200 agents and 20,000 contacts (routing.whatif.what_if: read
+    the day, replay it through the recorded policy and through a candidate, measure both), seconds
+    (< 60 s) and simulated events/s   vs reading the day's events alone (routing.whatif.load_day)
 """
 
 from __future__ import annotations
@@ -208,6 +210,170 @@ def measure(b: Bench) -> None:
              f"instant (on average {statistics.mean(x * y for x, y in zip(ctx, folded, strict=True)):,.0f})")
 
 
+# --- 3. what-if routing --------------------------------------------------------------------------------------
+
+WHATIF_START = dt.datetime(2026, 10, 26, tzinfo=dt.UTC)  # a Monday, recorded 00:00 to 24:00
+QUEUES = ("billing", "sales", "support", "tech", "retention", "general")
+CANDIDATE = {"queues": {q: {"expansion": [{"after_seconds": 15, "min_proficiency_delta": -1}]} for q in QUEUES},
+             "agents": {"*": {"capacity": {"chat": 3}}}}
+
+
+def whatif_config(rnd: random.Random, agents: int) -> None:
+    """Six queues (each its skill at 2 or more; after 30 s one level less) and `agents` agents with one to three
+    skills, two chats or one call at a time."""
+    from django.contrib.auth import get_user_model
+
+    from routing.models import Agent, AgentSkill, Queue, QueueSkill, Skill
+
+    skills = {q: Skill.objects.get_or_create(name=q)[0] for q in QUEUES}
+    for q in QUEUES:
+        queue = Queue.objects.create(name=q, expansion=[{"after_seconds": 30, "min_proficiency_delta": -1}],
+                                     service_level_seconds=20, vip_boost=5)
+        QueueSkill.objects.create(queue=queue, skill=skills[q], min_proficiency=2)
+    users = get_user_model().objects.bulk_create(
+        [get_user_model()(username=f"wa{i:03d}", password="!") for i in range(agents)])
+    rows = Agent.objects.bulk_create([Agent(user=u, languages=["en"], capacity={"chat": 2, "voice": 1})
+                                      for u in users])
+    AgentSkill.objects.bulk_create([AgentSkill(agent=a, skill=skills[q], proficiency=rnd.randint(1, 5))
+                                    for a in rows for q in rnd.sample(QUEUES, rnd.randint(1, 3))])
+
+
+def whatif_truth(rnd: random.Random, agents: int, contacts: int):
+    """The day as it will be recorded: two shifts (08-16, 12-20) with a half-hour break each, and `contacts`
+    arrivals from 08:00 to 20:00 (half calls, half chats), routed by the engine (a simulation of the recorded
+    policy is the day's truth)."""
+    from routing import whatif
+
+    presence, initial = {}, {}
+    for i in range(agents):
+        name, on = f"wa{i:03d}", (8 if i % 2 == 0 else 12) * 3600.0
+        pause = on + rnd.uniform(2, 5.5) * 3600
+        presence[name] = [(on, "available"), (pause, "break"), (pause + 1800, "available"), (on + 8 * 3600, "offline")]
+        initial[name] = "offline"
+    arrivals, t = [], 8 * 3600.0
+    for _ in range(contacts):
+        t += rnd.expovariate(contacts / (12 * 3600))
+        voice = rnd.random() < 0.5
+        arrivals.append(whatif.Contact(
+            uuid.uuid4(), uuid.uuid4(), "voice" if voice else "chat", rnd.choice(QUEUES), min(t, 20 * 3600 - 1),
+            vip=rnd.random() < 0.05, answer_delay=rnd.uniform(2, 6),
+            handle=min(1500.0, max(20.0, rnd.expovariate(1 / (180 if voice else 300)))),
+            wrap=rnd.uniform(10, 40) if voice else 0.0, patience=rnd.expovariate(1 / 180)))
+    from customers.models import CustomerProfile
+
+    CustomerProfile.objects.bulk_create([CustomerProfile(customer_id=c.customer_id, display_name="VIP", version=1,
+                                                         registered_at=WHATIF_START, vip_tier="gold")
+                                         for c in arrivals if c.vip])
+    day = whatif.Day(WHATIF_START, WHATIF_START + dt.timedelta(days=1), arrivals, presence, initial)
+    return day, whatif.Simulation(day, whatif.recorded_policy()).run()
+
+
+def whatif_write(day, outcome) -> int:
+    """The day's events, as the live system records them (lifecycle per contact, presence per agent with
+    after-call work around each call), written with COPY; returns how many."""
+    import psycopg
+
+    from events import registry
+    from interactions import events as iev
+    from routing.events import AgentPresenceChanged
+    from routing.models import Agent
+
+    streams = dict(Agent.objects.values_list("user__username", "stream_id"))
+    rows = []  # (occurred_at, stream_type, stream_id, customer_id, channel, event)
+    at = lambda s: WHATIF_START + dt.timedelta(seconds=s)  # noqa: E731
+    acw: dict[str, list] = {}
+    for c in day.contacts:
+        events = [(c.arrived - 0.5, iev.InteractionCreated(channel=c.channel, direction="inbound",
+                                                           case_id=uuid.uuid4())),
+                  (c.arrived, iev.InteractionQueued(queue=c.queue))]
+        answered = outcome.answered.get(c.interaction_id)
+        if answered:
+            agent, t = answered
+            ended = t + c.handle
+            events += [(t - c.answer_delay, iev.InteractionOffered(agent_id=agent)),
+                       (t, iev.InteractionAccepted(agent_id=agent)), (ended, iev.InteractionEnded(reason="resolved")),
+                       (ended + c.wrap, iev.InteractionWrappedUp(disposition="done", notes=None))]
+            if c.channel == "voice":
+                acw.setdefault(agent, []).append((ended, ended + c.wrap))
+        elif c.interaction_id in outcome.abandoned:
+            events.append((outcome.abandoned[c.interaction_id], iev.InteractionAbandoned()))
+        rows += [(s, "interaction", c.interaction_id, c.customer_id, c.channel, v, e) for v, (s, e)
+                 in enumerate(events, start=1)]
+    for name, changes in day.presence.items():
+        # After-call work as live routing records it: only for an agent available when the call ends, and its
+        # end sets them available again only if they changed nothing meanwhile.
+        spans, timeline, state, k = sorted(acw.get(name, ())), [], "offline", 0
+        for t, presence in [*changes, (float("inf"), None)]:
+            while k < len(spans) and spans[k][0] < t:
+                a, b = spans[k]
+                if state == "available":
+                    timeline.append((a, "after_call_work"))
+                    if b < t:
+                        timeline.append((b, "available"))
+                    else:
+                        state = "after_call_work"  # the next change ends it
+                k += 1
+            if presence is not None:
+                timeline.append((t, presence))
+                state = presence
+        rows += [(s, "agent", streams[name], None, "", v, AgentPresenceChanged(agent_id=name, presence=p))
+                 for v, (s, p) in enumerate(timeline, start=1)]
+    rows.sort(key=lambda r: r[0])
+    actor = json.dumps({"type": "system"})
+    cols = ("event_id, event_type, schema_version, stream_type, stream_id, stream_version, customer_id, "
+            "occurred_at, recorded_at, actor, channel, data")
+    buf = io.StringIO()
+    for s, stream_type, stream_id, customer, channel, version, event in rows:
+        et = registry.type_of(event)
+        when = at(s).isoformat()
+        vals = [str(uuid.uuid4()), et.name, str(et.version), stream_type, str(stream_id), str(version),
+                str(customer) if customer else "\\N", when, when, actor, channel,
+                json.dumps(registry.to_data(event))]
+        buf.write("\t".join(vals) + "\n")
+    with psycopg.connect(os.environ["DATABASE_URL"]) as conn:
+        with conn.cursor().copy(f"COPY events_event ({cols}) FROM STDIN") as cp:
+            cp.write(buf.getvalue())
+        conn.commit()
+        conn.autocommit = True
+        conn.execute("VACUUM ANALYZE events_event")
+    return len(rows)
+
+
+def measure_whatif(b: Bench) -> None:
+    from routing import whatif
+
+    agents, contacts = b.args.agents, b.args.contacts
+    rnd = random.Random(11)
+    log(f"[3] what-if: {agents} agents, {contacts:,} contacts in one day")
+    whatif_config(rnd, agents)
+    day, truth = whatif_truth(rnd, agents, contacts)
+    written = whatif_write(day, truth)
+    log(f"    recorded the day: {written:,} events ({len(truth.answered):,} answered, {len(truth.abandoned):,} "
+        "abandoned)")
+    end = WHATIF_START + dt.timedelta(days=1)
+    whatif.load_day(WHATIF_START, end)  # warm-up: caches, plans
+    t0 = time.monotonic()
+    loaded = whatif.load_day(WHATIF_START, end)
+    read = time.monotonic() - t0
+    t0 = time.monotonic()
+    report = whatif.what_if(WHATIF_START, end, CANDIDATE)
+    whole = time.monotonic() - t0
+    perf = report["performance"]
+    b.add(Row("3", f"what-if, one day: {agents} agents, {report['contacts']:,} contacts (read, 2 replays, measure)",
+              whole, "reading the day's events", read, "< 60 s", whole < 60, whole / read, unit="seconds"))
+    per_replay = perf["simulation_seconds"] / 2
+    b.add(Row("3", "one replay of the day", per_replay, "reading the day's events", read, "info", None,
+              per_replay / read, unit="seconds"))
+    b.add(Row("3", "simulated events/s", perf["events_per_second"], "-", None, "info", None))
+    rec, rep, cand = (report[k]["totals"] for k in ("recorded", "recorded_policy", "candidate"))
+    b.detail(f"what-if: read {perf['events_read']:,} events of {len(loaded.contacts):,} contacts; "
+             f"{perf['simulated_events']:,} simulated events and {perf['dispatch_passes']:,} dispatch passes in two "
+             f"replays. Service level recorded {rec['service_level']:.1%}, recorded policy replayed "
+             f"{rep['service_level']:.1%}, candidate {cand['service_level']:.1%}; ASA {rec['asa_seconds']} s, "
+             f"{rep['asa_seconds']} s, {cand['asa_seconds']} s; occupancy {rec['occupancy']:.1%}, "
+             f"{rep['occupancy']:.1%}, {cand['occupancy']:.1%}")
+
+
 HOW = """\
 ### How each figure is measured
 
@@ -229,6 +395,17 @@ replayed (so the baseline has its rows).
    customer recorded by T through `interactions.domain.evolve`; messages are not read, they do not move
    the lifecycle), 20 instants after 2 warm-up; events/s = the customer's events recorded by T / seconds.
    Baseline: the live context (projection reads).
+3. **What-if routing.** Set-up (not measured): six queues and 200 agents (one to three skills at random
+   levels; two chats or one call at a time) in two eight-hour shifts with a half-hour break each, and
+   20,000 contacts arriving from 08:00 to 20:00 (half calls, half chats; handle times exponential,
+   180 s and 300 s; calls wrap up in 10-40 s; patience exponential, 180 s). The day is routed by the
+   engine under the recorded policy and written as the events the live system records (lifecycle per
+   contact, presence with after-call work per agent): about 140,000 events. Measured:
+   `routing.whatif.what_if` for the day with a candidate (every queue relaxes after 15 s instead of
+   30 s, three chats per agent): it reads the day, replays it through the recorded policy and through
+   the candidate, and measures all three. Events/s: the simulated events of both replays (arrivals,
+   presence changes, answers, ends, after-call work, expansion steps) over their time. Baseline, same
+   run: reading the day alone (`load_day`, after a warm-up read).
 """
 
 
@@ -269,8 +446,12 @@ def main(argv=None) -> int:
     p.add_argument("--others", type=int, help="other customers' events (default 100,000)")
     p.add_argument("--runs", type=int, help="timeline instants (default 200)")
     p.add_argument("--context-runs", type=int, help="context instants (default 20)")
+    p.add_argument("--agents", type=int, default=200, help="what-if: agents (default 200)")
+    p.add_argument("--contacts", type=int, help="what-if: contacts in the day (default 20,000)")
+    p.add_argument("--whatif-only", action="store_true", help="figure 3 alone (no docs)")
     p.add_argument("--docs", choices=("auto", "yes", "no"), default="auto")
     args = p.parse_args(argv)
+    args.contacts = args.contacts or (4_000 if args.quick else 20_000)
     args.touches = args.touches or (2_000 if args.quick else 10_000)
     args.others = args.others or (20_000 if args.quick else 100_000)
     args.runs = args.runs or (30 if args.quick else 200)
@@ -288,7 +469,9 @@ def main(argv=None) -> int:
         eb.create_database(b)
         setup_schema()
         info["server"] = eb.server_settings(b.url)
-        measure(b)
+        if not args.whatif_only:
+            measure(b)
+        measure_whatif(b)
     except BaseException:
         ok = False
         traceback.print_exc()
@@ -299,14 +482,15 @@ def main(argv=None) -> int:
             traceback.print_exc()
     elapsed = time.monotonic() - started
     print()
-    print(f"History benchmark (time travel), {info['date']}, {info['machine']['nproc']} CPUs, run time "
+    print(f"History benchmark (time travel, what-if routing), {info['date']}, {info['machine']['nproc']} CPUs, "
+          "run time "
           f"{elapsed / 60:.1f} min" + (" [--quick]" if args.quick else ""))
     eb.print_table(b.rows)
     for d in b.details:
         print(f"  {d}")
     durable = "server" in info and info["server"]["fsync"] == "on"
     if args.docs == "yes" or (args.docs == "auto" and ok and not args.quick and durable
-                              and args.touches == 10_000):
+                              and args.touches == 10_000 and not args.whatif_only):
         write_docs(b, info, elapsed)
     failed = [r for r in b.rows if r.passed is False]
     if failed:

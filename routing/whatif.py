@@ -20,8 +20,11 @@ time (`occurred_at`) falls in [start, end):
   ROUTING_AFTER_CALL_SECONDS as live). A contact that was never answered
   borrows these from a recorded contact of its queue and channel (seeded).
 - **Patience**: a contact that abandoned gives up after the wait it showed;
-  one that was answered after waiting w is given the patience of a recorded
-  abandonment of its queue longer than w (seeded; none: it waits).
+  one that was answered after waiting w would have waited at least w, and
+  is given a patience drawn (seeded) from its queue's patience curve beyond
+  w: the Kaplan-Meier estimate over the period's abandonments and answered
+  waits, the standard treatment of patience that answering cut short. A draw
+  past the longest abandonment seen means it waits as long as it takes.
 - **Agent presence**, as the agents set it (available, busy, break,
   offline): after-call work and the return from it are left out, because
   the simulation makes them from the calls it gives each agent.
@@ -129,13 +132,15 @@ def load_day(start: dt.datetime, end: dt.datetime, *, seed: int = 0) -> Day:
                        WHERE stream_id = ANY(%s) AND event_type = ANY(%s) ORDER BY stream_id, stream_version""",
                     [ids, list(_LIFECYCLE)])
         rows = cur.fetchall()
-        cur.execute("""SELECT i.id, coalesce(p.vip_tier, 'none') <> 'none',
-                              EXISTS (SELECT 1 FROM interactions_interaction o WHERE o.case_id = i.case_id
-                                      AND o.id <> i.id AND o.created_at <= i.created_at)
-                       FROM interactions_interaction i
-                       LEFT JOIN customers_customerprofile p ON p.customer_id = i.customer_id
-                       WHERE i.id = ANY(%s)""", [ids])
-        flags = {r[0]: (r[1], r[2]) for r in cur.fetchall()}
+        # VIP and repeat as routing computes them when work starts waiting (routing.services._new_work): the
+        # customer's VIP tier (today's), an earlier contact on the same case.
+        cur.execute("""SELECT customer_id FROM customers_customerprofile
+                       WHERE customer_id = ANY(%s) AND vip_tier <> 'none'""", [list({r[3] for r in rows if r[3]})])
+        vips = {r[0] for r in cur.fetchall()}
+        cur.execute("""SELECT i.id FROM interactions_interaction i
+                       WHERE i.id = ANY(%s) AND EXISTS (SELECT 1 FROM interactions_interaction o
+                             WHERE o.case_id = i.case_id AND o.id <> i.id AND o.created_at <= i.created_at)""", [ids])
+        repeats = {r[0] for r in cur.fetchall()}
         cur.execute("""SELECT u.username, a.stream_id FROM routing_agent a JOIN auth_user u ON u.id = a.user_id""")
         agent_streams = dict(cur.fetchall())
         cur.execute("""SELECT stream_id, occurred_at, data->>'presence' FROM events_event
@@ -156,9 +161,9 @@ def load_day(start: dt.datetime, end: dt.datetime, *, seed: int = 0) -> Day:
             if stream_id not in first_queued:
                 first_queued[stream_id] = start <= at < end
                 if first_queued[stream_id]:
-                    vip, repeat = flags.get(stream_id, (False, False))
                     contacts[stream_id] = Contact(stream_id, customer_id, channel_of.get(stream_id, "chat"),
-                                                  data["queue"], t, vip=vip, repeat=repeat)
+                                                  data["queue"], t, vip=customer_id in vips,
+                                                  repeat=stream_id in repeats)
             continue
         c = contacts.get(stream_id)
         if c is None:
@@ -189,18 +194,18 @@ def _fill_in(day: Day, rnd: random.Random, after_call: float) -> None:
     """Work content for contacts never answered, and patience for those answered (module docstring)."""
     handled: dict[tuple[str, str], list[Contact]] = defaultdict(list)
     by_channel: dict[str, list[Contact]] = defaultdict(list)
-    gave_up: dict[str, list[float]] = defaultdict(list)
+    waits: dict[str, list[tuple[float, bool]]] = defaultdict(list)  # queue -> (wait, abandoned)
     for c in day.contacts:
         if c.handle is not None:
             handled[(c.queue, c.channel)].append(c)
             by_channel[c.channel].append(c)
         if c.abandoned_at is not None:
             c.patience = c.abandoned_at - c.arrived
-            gave_up[c.queue].append(c.patience)
-    everyone = [p for ps in gave_up.values() for p in ps]
-    for ps in gave_up.values():
-        ps.sort()
-    everyone.sort()
+            waits[c.queue].append((c.patience, True))
+        elif c.answered_at is not None:
+            waits[c.queue].append((c.answered_at - c.arrived, False))
+    curves = {q: _patience_curve(obs) for q, obs in waits.items() if any(gave_up for _, gave_up in obs)}
+    pooled = _patience_curve([o for obs in waits.values() for o in obs])
     for c in day.contacts:
         if c.handle is None:
             like = handled.get((c.queue, c.channel)) or by_channel.get(c.channel)
@@ -215,10 +220,47 @@ def _fill_in(day: Day, rnd: random.Random, after_call: float) -> None:
         if c.wrap is None:  # answered, not wrapped up in the data: live routing ends after-call work at the timeout
             c.wrap = after_call if c.channel == "voice" else 0.0
         if c.abandoned_at is None and c.answered_at is not None:
-            waited = c.answered_at - c.arrived
-            pool = gave_up.get(c.queue) or everyone
-            i = bisect.bisect_right(pool, waited)
-            c.patience = rnd.choice(pool[i:]) if i < len(pool) else None
+            c.patience = _draw_patience(curves.get(c.queue, pooled), c.answered_at - c.arrived, rnd)
+
+
+def _patience_curve(observations: list[tuple[float, bool]]) -> tuple[list[float], list[float]]:
+    """The Kaplan-Meier estimate of how long a queue's customers would wait before hanging up: abandonments
+    are observed patience, answered contacts are censored at their wait (they would have waited at least
+    that long). Returns the abandonment times and the share still waiting just after each (non-increasing)."""
+    times, survival, share = [], [], 1.0
+    at_risk = len(observations)
+    observations = sorted(observations)
+    i = 0
+    while i < len(observations):
+        t, gave_up, j = observations[i][0], 0, i
+        while j < len(observations) and observations[j][0] == t:
+            gave_up += observations[j][1]
+            j += 1
+        if gave_up:
+            share *= 1 - gave_up / at_risk
+            times.append(t)
+            survival.append(share)
+        at_risk -= j - i
+        i = j
+    return times, survival
+
+
+def _draw_patience(curve: tuple[list[float], list[float]], waited: float, rnd: random.Random) -> float | None:
+    """A patience drawn from `curve` given the customer waited `waited` without hanging up; None when the
+    draw falls past the last abandonment observed (they would have waited for as long as it took)."""
+    times, survival = curve
+    k = bisect.bisect_right(times, waited)
+    still = survival[k - 1] if k else 1.0
+    target = still * rnd.random()
+    # The first abandonment time after which fewer than `target` would still be waiting.
+    lo, hi = k, len(times)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if survival[mid] <= target:
+            hi = mid
+        else:
+            lo = mid + 1
+    return times[lo] if lo < len(times) else None
 
 
 def _presence(day: Day, agent_streams: dict, rows: list, sec) -> None:

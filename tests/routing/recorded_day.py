@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import time_machine
 
 from customers.identity import identity
+from customers.models import CustomerProfile
+from customers.services import customer_register
 from events.store import Actor, Metadata
 from interactions import services as interaction_services
 from interactions.models import Interaction
@@ -89,7 +91,7 @@ def record_day(*, hours: float = 3, contacts: int = 260, seed: int = 1) -> Recor
                    "queue": rnd.choices(["billing", "sales", "support"], [5, 3, 2])[0],
                    "handle": min(1500.0, max(30.0, rnd.expovariate(1 / (200 if voice else 320)))),
                    "wrap": rnd.uniform(10, 50) if voice else 0.0, "delay": rnd.uniform(2, 6),
-                   "patience": rnd.expovariate(1 / 150)}
+                   "patience": rnd.expovariate(1 / 150), "vip": rnd.random() < 0.15}
         at(t, ARRIVE, contact)
     arrivals = sum(1 for item in heap if item[1] == ARRIVE)
     offered: set = set()
@@ -102,6 +104,11 @@ def record_day(*, hours: float = 3, contacts: int = 260, seed: int = 1) -> Recor
             now = START + dt.timedelta(seconds=t)
             clock.move_to(now)
             if kind == ARRIVE:
+                if item["vip"]:  # a known VIP (sales serves them first: vip_boost)
+                    vip = customer_register(display_name=f"VIP {item['n']}", meta=Metadata(),
+                                            email=f"day-customer{item['n']}@example.com").customer_id
+                    CustomerProfile.objects.create(customer_id=vip, display_name="VIP", registered_at=now, version=1,
+                                                   vip_tier="gold")
                 result = interaction_services.interaction_create(
                     channel=item["channel"], direction="inbound", meta=Metadata(),
                     ident=identity("email", f"day-customer{item['n']}@example.com"), queue=item["queue"])
