@@ -503,13 +503,13 @@ class SimWork:
 
 class SimAgent:
     __slots__ = ("name", "free", "schedule", "acw_until", "offered", "occupied_since", "occupied", "handled",
-                 "handle_seconds")
+                 "handle_seconds", "acw_seconds")
 
     def __init__(self, name: str, view: domain.AgentView):
         self.name, self.free = name, engine.FreeAgent(0, view, {})
         self.schedule, self.acw_until, self.offered = "offline", None, set()
         self.occupied_since, self.occupied = None, []
-        self.handled, self.handle_seconds = 0, 0.0
+        self.handled, self.handle_seconds, self.acw_seconds = 0, 0.0, 0.0
 
     @property
     def busy(self) -> bool:
@@ -523,7 +523,7 @@ class Outcome:
 
     answered: dict = field(default_factory=dict)  # id -> (agent, seconds answered)
     abandoned: dict = field(default_factory=dict)  # id -> seconds abandoned
-    handled: dict = field(default_factory=dict)  # agent -> (contacts answered, handle seconds)
+    handled: dict = field(default_factory=dict)  # agent -> (contacts answered, talk seconds, after-call seconds)
     occupied: dict = field(default_factory=dict)  # agent -> [(from, to)]
     passes: int = 0
     events: int = 0
@@ -583,7 +583,7 @@ class Simulation:
             if agent.occupied_since is not None:
                 agent.occupied.append((agent.occupied_since, max(now, agent.occupied_since)))
             self.out.occupied[agent.name] = agent.occupied
-            self.out.handled[agent.name] = (agent.handled, agent.handle_seconds)
+            self.out.handled[agent.name] = (agent.handled, agent.handle_seconds, agent.acw_seconds)
         self.out.seconds = time.perf_counter() - started
         return self.out
 
@@ -713,6 +713,7 @@ class Simulation:
         if work.channel == "voice" and agent.name in self.available and agent.acw_until is None:
             # After a call: after-call work keeps the agent from the next one (live: routing.services._after_call).
             agent.acw_until = now + min(work.contact.wrap, self.after_call)
+            agent.acw_seconds += agent.acw_until - now
             del self.available[agent.name]
             self._at(agent.acw_until, ACW_END, agent)
         self._occupancy(agent, now)
@@ -771,7 +772,7 @@ def recorded_outcome(day: Day) -> Outcome:
     """What actually happened to the day's contacts, in the simulation's terms."""
     out = Outcome()
     spans: dict[str, list] = defaultdict(list)
-    handled: dict[str, list] = defaultdict(lambda: [0, 0.0])
+    handled: dict[str, list] = defaultdict(lambda: [0, 0.0, 0.0])
     for c in day.contacts:
         if c.answered_at is not None:
             out.answered[c.interaction_id] = (c.agent, c.answered_at)
@@ -784,6 +785,7 @@ def recorded_outcome(day: Day) -> Outcome:
             out.abandoned[c.interaction_id] = c.abandoned_at
     for name, acw in day.recorded_acw.items():
         spans[name].extend((a, b if b > a else a) for a, b in acw)
+        handled[name][2] += sum(max(0.0, b - a) for a, b in acw)
     out.occupied = dict(spans)
     out.handled = {name: tuple(h) for name, h in handled.items()}
     return out
@@ -814,8 +816,10 @@ def measure(day: Day, policy: Policy, outcome: Outcome) -> dict:
     """Service level, ASA, abandonment, occupancy and per-agent load of `outcome`, as docs/KPIS.md defines
     them: service level and abandonment count contacts answered or abandoned after at least
     KPI_SHORT_ABANDON_SECONDS; each contact counts in the queue it first entered, against that queue's
-    threshold. Occupancy: time with work in hand or in after-call work, of the time staffed (available or
-    busy as the agent set it, or with work), within the window."""
+    threshold. Occupancy: handle time (talk from acceptance to end, and after-call work) over the time
+    staffed (available or busy as the agent set it, or with work in hand) within the window; above 1 when an
+    agent handles several chats at once. `occupied_seconds`: the time with at least one contact in hand or
+    in after-call work."""
     short = float(settings.KPI_SHORT_ABANDON_SECONDS)
     horizon = day.horizon
     queues: dict[str, dict] = {}
@@ -842,8 +846,8 @@ def measure(day: Day, policy: Policy, outcome: Outcome) -> dict:
     for name in sorted(set(policy.agents) | set(outcome.occupied)):
         staffed = _staffed_spans(day, policy.copies.get(name, name), horizon)
         occupied = outcome.occupied.get(name, [])
-        handled, handle_seconds = outcome.handled.get(name, (0, 0.0))
-        row = {"agent_id": name, "handled": handled, "handle_seconds": round(handle_seconds, 1),
+        handled, talk, acw = outcome.handled.get(name, (0, 0.0, 0.0))
+        row = {"agent_id": name, "handled": handled, "handle_seconds": round(talk + acw, 1),
                "occupied_seconds": round(_union_seconds(occupied, 0.0, horizon), 1),
                "staffed_seconds": round(_union_seconds(staffed + occupied, 0.0, horizon), 1)}
         if row["staffed_seconds"] or handled:
@@ -861,7 +865,7 @@ def _queue_ratios(q: dict) -> dict:
 
 
 def _agent_ratios(row: dict) -> dict:
-    return {**row, "occupancy": round(row["occupied_seconds"] / row["staffed_seconds"], 4)
+    return {**row, "occupancy": round(row["handle_seconds"] / row["staffed_seconds"], 4)
             if row["staffed_seconds"] else None}
 
 
@@ -872,7 +876,7 @@ def totals(queues: list[dict], agents: list[dict]) -> dict:
                                                  "short_abandons", "wait_seconds")}
     out = _queue_ratios({"queue": None, **q})
     del out["queue"]
-    occupied = sum(a["occupied_seconds"] for a in agents)
+    occupied = sum(a["handle_seconds"] for a in agents)
     staffed = sum(a["staffed_seconds"] for a in agents)
     out["occupancy"] = round(occupied / staffed, 4) if staffed else None
     out["agents_staffed"] = sum(1 for a in agents if a["staffed_seconds"])

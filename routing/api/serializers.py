@@ -150,8 +150,8 @@ class WhatIfTotals(serializers.Serializer):
     service_level = serializers.FloatField(allow_null=True, help_text="answered_in_sl / (answered + abandoned)")
     asa_seconds = serializers.FloatField(allow_null=True, help_text="average speed of answer")
     abandonment_rate = serializers.FloatField(allow_null=True, help_text="abandoned / (answered + abandoned)")
-    occupancy = serializers.FloatField(allow_null=True, help_text="time with work in hand or in after-call work, "
-                                                                  "of the time staffed")
+    occupancy = serializers.FloatField(allow_null=True, help_text="handle time (talk and after-call work) over "
+                                                                  "staffed time, as docs/KPIS.md defines it")
     agents_staffed = serializers.IntegerField()
 
 
@@ -171,8 +171,8 @@ class WhatIfQueue(serializers.Serializer):
 class WhatIfAgent(serializers.Serializer):
     agent_id = serializers.CharField()
     handled = serializers.IntegerField(help_text="contacts answered")
-    handle_seconds = serializers.FloatField()
-    occupied_seconds = serializers.FloatField()
+    handle_seconds = serializers.FloatField(help_text="talk (acceptance to end) and after-call work")
+    occupied_seconds = serializers.FloatField(help_text="time with at least one contact in hand or in after-call work")
     staffed_seconds = serializers.FloatField()
     occupancy = serializers.FloatField(allow_null=True)
 

@@ -35,7 +35,7 @@ def answered(outcome) -> dict:
 def test_one_slot_serves_one_contact_at_a_time_in_arrival_order():
     out = Simulation(day([contact(1, 0), contact(2, 10), contact(3, 20)]), policy()).run()
     assert answered(out) == {1: 0, 2: 100, 3: 200}
-    assert out.handled["ann"] == (3, 300.0) and out.occupied["ann"] == [(0, 300)]
+    assert out.handled["ann"] == (3, 300.0, 0.0) and out.occupied["ann"] == [(0, 300)]
 
 
 def test_a_second_chat_slot_halves_the_waits():
@@ -48,7 +48,9 @@ def test_after_call_work_keeps_the_agent_from_the_next_call_for_the_recorded_wra
     calls = [contact(1, 0, channel="voice", wrap=30), contact(2, 5, channel="voice", wrap=30)]
     out = Simulation(day(calls), policy()).run()
     assert answered(out) == {1: 0, 2: 130}  # 100 s of talk, then 30 s of after-call work
-    assert out.occupied["ann"] == [(0, 260)]
+    assert out.occupied["ann"] == [(0, 260)] and out.handled["ann"] == (2, 200.0, 60.0)
+    agent = measure(day(calls), policy(), out)["agents"][0]
+    assert (agent["handle_seconds"], agent["staffed_seconds"], agent["occupancy"]) == (260.0, 3600.0, round(260 / 3600, 4))
 
 
 def test_criteria_expand_at_the_step_s_time_and_not_before():
