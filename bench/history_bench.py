@@ -212,7 +212,7 @@ def measure(b: Bench) -> None:
 
 # --- 3. what-if routing --------------------------------------------------------------------------------------
 
-WHATIF_START = dt.datetime(2026, 10, 26, tzinfo=dt.UTC)  # a Monday, recorded 00:00 to 24:00
+WHATIF_START = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)  # a Monday after figure 1's year, recorded 00:00 to 24:00
 QUEUES = ("billing", "sales", "support", "tech", "retention", "general")
 CANDIDATE = {"queues": {q: {"expansion": [{"after_seconds": 15, "min_proficiency_delta": -1}]} for q in QUEUES},
              "agents": {"*": {"capacity": {"chat": 3}}}}

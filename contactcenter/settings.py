@@ -222,6 +222,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 # After a call, the agent is in after-call work until they wrap up, or at most this long.
 ROUTING_AFTER_CALL_SECONDS = env_int("ROUTING_AFTER_CALL_SECONDS", 60)
+ROUTING_SWEEP_SECONDS = env_int("ROUTING_SWEEP_SECONDS", 5)  # the beat's routing sweep (expansion, overflow, expiries)
 KPI_FCR_WINDOW_DAYS = env_int("KPI_FCR_WINDOW_DAYS", 7)  # a contact again about the same matter within it: not FCR
 KPI_SHORT_ABANDON_SECONDS = env_int("KPI_SHORT_ABANDON_SECONDS", 5)  # abandoned sooner: left out of the rates
 QUALITY_SAMPLES_PER_AGENT = env_int("QUALITY_SAMPLES_PER_AGENT", 3)  # interactions per agent per week to review
@@ -264,8 +265,8 @@ CELERY_BEAT_SCHEDULE = {
     },
     "routing-sweep": {
         "task": "routing.tasks.sweep",
-        "schedule": float(env_int("ROUTING_SWEEP_SECONDS", 5)),
-        "options": {"queue": "routing", "expires": float(env_int("ROUTING_SWEEP_SECONDS", 5))},
+        "schedule": float(ROUTING_SWEEP_SECONDS),
+        "options": {"queue": "routing", "expires": float(ROUTING_SWEEP_SECONDS)},
     },
     "followups-callbacks-due": {
         "task": "followups.tasks.callbacks_due",

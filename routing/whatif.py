@@ -42,6 +42,7 @@ import bisect
 import datetime as dt
 import heapq
 import json
+import logging
 import random
 import time
 import uuid
@@ -53,8 +54,10 @@ from django.db import connection
 
 from routing import domain, engine
 
-ARRIVE, PRESENCE, END, ACW_END, ABANDON, ACCEPT, WAKE, OVERFLOW = range(8)
+ARRIVE, PRESENCE, END, ACW_END, ABANDON, ACCEPT, WAKE, OVERFLOW, FLAG = range(9)
 STAFFED = ("available", "busy")
+log = logging.getLogger(__name__)
+MAX_STEPS, MAX_ADDED_AGENTS = 20, 1000  # what a candidate may hold (a replay keeps an event per step per contact)
 DEFAULT_ANSWER_DELAY, DEFAULT_HANDLE = 5.0, 300.0
 
 
@@ -82,8 +85,9 @@ class Contact:
     arrived: float  # seconds after the window's start
     vip: bool = False
     repeat: bool = False
-    flag_boost: int = 0
+    flag_boost: int = 0  # raised by the time it queued
     prefer_skill: str = ""
+    flags: list = field(default_factory=list)  # (seconds, boost, skill) raised later, while it waited
     answer_delay: float | None = None
     handle: float | None = None
     wrap: float | None = None
@@ -123,9 +127,9 @@ def load_day(start: dt.datetime, end: dt.datetime, *, seed: int = 0) -> Day:
     sec = lambda at: (at - start).total_seconds()  # noqa: E731
     after_call = float(settings.ROUTING_AFTER_CALL_SECONDS)
     with connection.cursor() as cur:
-        # Interactions whose first queueing falls in the window (a scan of the window's events by type).
+        # Interactions whose first queueing falls in the window (events/migrations/0003: a partial index).
         cur.execute("""SELECT stream_id FROM events_event
-                       WHERE event_type = 'interactions.InteractionQueued' AND stream_type = 'interaction'
+                       WHERE event_type = 'interactions.InteractionQueued'
                          AND occurred_at >= %s AND occurred_at < %s GROUP BY stream_id""", [start, end])
         ids = [r[0] for r in cur.fetchall()]
         cur.execute("""SELECT stream_id, event_type, occurred_at, customer_id, data::text FROM events_event
@@ -169,9 +173,13 @@ def load_day(start: dt.datetime, end: dt.datetime, *, seed: int = 0) -> Day:
         if c is None:
             continue
         if kind == "intelligence.RedFlagRaised":
-            if c.answered_at is None:
-                c.flag_boost += int(data.get("priority_boost") or 0)
-                c.prefer_skill = c.prefer_skill or data.get("prefer_skill") or ""
+            if c.answered_at is None:  # raised while it waited: routing raised its priority then
+                boost, skill = int(data.get("priority_boost") or 0), data.get("prefer_skill") or ""
+                if t <= c.arrived:
+                    c.flag_boost += boost
+                    c.prefer_skill = c.prefer_skill or skill
+                else:
+                    c.flags.append((t, boost, skill))
         elif kind == "interactions.InteractionOffered" and c.answered_at is None:
             c.offered_at, c.agent = t, data["agent_id"]
         elif kind == "interactions.InteractionAccepted" and c.answered_at is None:
@@ -361,9 +369,11 @@ def candidate_policy(base: Policy, spec: dict) -> Policy:
                 updates[key] = _levels(changes[key], f"{path}.{key}")
         if "expansion" in changes:
             steps = changes["expansion"]
-            if not isinstance(steps, list):
-                raise InvalidWhatIf(f"{path}.expansion", "a list of {after_seconds, min_proficiency_delta, "
-                                                         "admit_secondary}")
+            if not isinstance(steps, list) or len(steps) > MAX_STEPS:
+                raise InvalidWhatIf(f"{path}.expansion", f"a list of at most {MAX_STEPS} steps {{after_seconds, "
+                                                         "min_proficiency_delta, admit_secondary}")
+            if any(not isinstance(x, dict) or not isinstance(x.get("admit_secondary", False), bool) for x in steps):
+                raise InvalidWhatIf(f"{path}.expansion", "each step is an object; admit_secondary is true or false")
             try:
                 updates["expansion"] = tuple(domain.ExpansionStep(_int(s["after_seconds"]),
                                                                   _int(s.get("min_proficiency_delta", 0)),
@@ -374,7 +384,7 @@ def candidate_policy(base: Policy, spec: dict) -> Policy:
                                                          "min_proficiency_delta, admit_secondary}") from None
         for key in ("priority", "vip_boost", "repeat_boost", "preferred_agent_hours"):
             if key in changes:
-                updates[key] = _int(changes[key], f"{path}.{key}")
+                updates[key] = _int(changes[key], f"{path}.{key}", low=None if key == "priority" else 0)
         for key in ("language", "tie_break"):
             if key in changes:
                 if not isinstance(changes[key], str):
@@ -384,8 +394,7 @@ def candidate_policy(base: Policy, spec: dict) -> Policy:
         try:
             domain.validate_policy(policy)
         except domain.InvalidPolicy as exc:
-            raise InvalidWhatIf(f"{path}.{exc.field if exc.field in changes else next(iter(changes), 'skills')}",
-                                str(exc)) from None
+            raise InvalidWhatIf(f"{path}.{exc.field}", str(exc)) from None
         overflow_queue, overflow_after = setup.overflow_queue, setup.overflow_after
         if "overflow_queue" in changes:
             overflow_queue = changes["overflow_queue"]
@@ -410,6 +419,8 @@ def candidate_policy(base: Policy, spec: dict) -> Policy:
                 raise InvalidWhatIf(f"{path}.copy_of", "name an agent to copy, not everyone")
             continue
         if name not in agents:
+            if len(copies) >= MAX_ADDED_AGENTS:
+                raise InvalidWhatIf(f"{path}.copy_of", f"at most {MAX_ADDED_AGENTS} added agents")
             source = changes.get("copy_of")
             if not isinstance(source, str) or source not in base.agents:
                 raise InvalidWhatIf(f"{path}.copy_of", "an agent who is not configured needs `copy_of`: the "
@@ -483,7 +494,8 @@ class SimWork:
     """A contact waiting, offered or in hand: what routing.engine reads of routing.models.Work."""
 
     __slots__ = ("interaction_id", "customer_id", "queue", "channel", "enqueued_at", "enqueued", "priority",
-                 "declined_by", "prefer_skill", "vip", "repeat", "flag_boost", "contact", "state", "agent", "key")
+                 "declined_by", "prefer_skill", "vip", "repeat", "flag_boost", "contact", "state", "agent", "key",
+                 "offers")
 
     def __init__(self, contact: Contact, start: dt.datetime):
         self.contact, self.interaction_id, self.customer_id = contact, contact.interaction_id, contact.customer_id
@@ -492,7 +504,7 @@ class SimWork:
         self.enqueued_at = start + dt.timedelta(seconds=contact.arrived)
         self.vip, self.repeat, self.flag_boost = contact.vip, contact.repeat, contact.flag_boost
         self.prefer_skill, self.declined_by = contact.prefer_skill, ()
-        self.state, self.agent, self.priority, self.key = "waiting", None, 0, ()
+        self.state, self.agent, self.priority, self.key, self.offers = "waiting", None, 0, (), 0
 
     def view(self, preferred_agent: str | None = None) -> domain.WaitingView:
         return domain.WaitingView(interaction_id=str(self.interaction_id), channel=self.channel, queue=self.queue,
@@ -538,6 +550,7 @@ class Simulation:
         self.batch = batch or settings.ROUTING_BATCH
         self.pool_size = pool_size or settings.ROUTING_POOL
         self.after_call = float(settings.ROUTING_AFTER_CALL_SECONDS)
+        self.horizon = day.horizon
         self.queues = {name: q.config for name, q in policy.queues.items()}
         for c in day.contacts:  # work in a queue nobody configured: the default policy, as live
             if c.queue not in self.queues:
@@ -547,6 +560,7 @@ class Simulation:
         self.available: dict[str, engine.FreeAgent] = {}  # routing.engine's free agents: presence available
         self.waiting: dict[tuple[str, str], list[SimWork]] = defaultdict(list)
         self.n_waiting = 0
+        self.servable: dict[tuple[str, str], bool] = {}
         self.last_resolver: dict = {}  # customer -> (agent, seconds): the preferred agent
         self.heap: list = []
         self.seq = 0
@@ -568,7 +582,8 @@ class Simulation:
             for t, presence in self.day.presence.get(source, ()):
                 self._at(t, PRESENCE, (agent, presence))
         handlers = {ARRIVE: self._arrive, PRESENCE: self._presence, END: self._end, ACW_END: self._acw_end,
-                    ABANDON: self._abandon, ACCEPT: self._accept, WAKE: self._wake, OVERFLOW: self._overflow}
+                    ABANDON: self._abandon, ACCEPT: self._accept, WAKE: self._wake, OVERFLOW: self._overflow,
+                    FLAG: self._flag}
         heap, now = self.heap, 0.0
         while heap:
             now = heap[0][0]
@@ -593,7 +608,7 @@ class Simulation:
         """routing.services.dispatch_all over the in-memory state: passes while a pass fills a whole batch."""
         at = self.start + dt.timedelta(seconds=now)
         while True:
-            groups = {key: len(works) for key, works in self.waiting.items() if works}
+            groups = {key: len(works) for key, works in self.waiting.items() if works and self._servable(key)}
             limits = engine.group_limits(groups, self.available, None, self.qualified, self.batch)
             if not limits:
                 return
@@ -614,6 +629,18 @@ class Simulation:
             if not chosen or len(decisions) < self.batch:
                 return
 
+    def _servable(self, key: tuple[str, str]) -> bool:
+        """Whether anyone who could ever qualify for the queue takes its channel at all. Work nobody can take
+        (email in a policy where nobody has an email slot) waits for ever; leaving its group out of the pass
+        changes no decision (routing.engine.group_limits finds no slot for it) and spares a walk down every
+        qualified agent at each of the day's passes."""
+        found = self.servable.get(key)
+        if found is None:
+            queue, channel = key
+            found = self.servable[key] = any(self.agents[a].free.capacity.get(channel, 0) > 0
+                                             for a in self.qualified.relaxed(queue))
+        return found
+
     def _preferred(self, works: list[SimWork], now: float) -> dict:
         out = {}
         for w in works:
@@ -627,25 +654,31 @@ class Simulation:
         """decide_pass took the slot on agent.free; the contact leaves the queue."""
         self._unqueue(work)
         work.state, work.agent = "offered", agent.name
+        work.offers += 1
         agent.offered.add(work)
         self._occupancy(agent, now)
-        self._at(now + work.contact.answer_delay, ACCEPT, work)
+        self._at(now + work.contact.answer_delay, ACCEPT, (work, work.offers))  # this offer's, not a later one's
 
     # --- the queue ---
 
-    def _enqueue(self, work: SimWork, now: float) -> None:
+    def _enqueue(self, work: SimWork, now: float, *, timers: bool = True) -> None:
         q = self.queues[work.queue]
         work.priority = domain.priority(q.policy, work)
         work.key = (-work.priority, work.enqueued, str(work.interaction_id))
         bisect.insort(self.waiting[(work.queue, work.channel)], work, key=lambda w: w.key)
         work.state = "waiting"
         self.n_waiting += 1
+        if not timers:
+            return
         for step in q.policy.expansion:  # criteria relax with the wait: try again then
             if work.enqueued + step.after_seconds > now:
                 self._at(work.enqueued + step.after_seconds, WAKE, work)
         setup = self.policy.queues.get(work.queue)
         if setup and setup.overflow_queue and setup.overflow_after is not None:
-            self._at(max(now, work.enqueued + setup.overflow_after), OVERFLOW, (work, work.queue))
+            # Live, the sweep moves it (every ROUTING_SWEEP_SECONDS): a queue it overflowed into that overflows
+            # again moves it at the next sweep, not at once (two queues overflowing into each other take turns).
+            due = work.enqueued + setup.overflow_after
+            self._at(due if due > now else now + settings.ROUTING_SWEEP_SECONDS, OVERFLOW, (work, work.queue))
 
     def _unqueue(self, work: SimWork) -> None:
         lst = self.waiting[(work.queue, work.channel)]
@@ -663,6 +696,19 @@ class Simulation:
         self._enqueue(work, now)
         if c.patience is not None:
             self._at(c.arrived + c.patience, ABANDON, work)
+        for t, boost, skill in c.flags:
+            self._at(t, FLAG, (work, boost, skill))
+        return True
+
+    def _flag(self, item, now: float) -> bool:
+        """A red flag raised while it waits: its priority goes up from now (live: routing.services._flag_boost)."""
+        work, boost, skill = item
+        work.flag_boost += boost
+        work.prefer_skill = skill or work.prefer_skill
+        if work.state != "waiting":
+            return False
+        self._unqueue(work)
+        self._enqueue(work, now, timers=False)
         return True
 
     def _wake(self, work: SimWork, now: float) -> bool:
@@ -693,27 +739,30 @@ class Simulation:
         self.out.abandoned[work.interaction_id] = now
         return freed
 
-    def _accept(self, work: SimWork, now: float) -> bool:
-        if work.state != "offered":
+    def _accept(self, item, now: float) -> bool:
+        work, offer = item
+        if work.state != "offered" or work.offers != offer:
             return False
         agent = self.agents[work.agent]
         agent.offered.discard(work)
         work.state = "active"
         self.out.answered[work.interaction_id] = (agent.name, now)
         agent.handled += 1
-        agent.handle_seconds += work.contact.handle
         self._at(now + work.contact.handle, END, work)
         return False
 
     def _end(self, work: SimWork, now: float) -> bool:
         agent = self.agents[work.agent]
         work.state = "ended"
+        if now < self.horizon:  # handle time counts in the window it ends in, as the KPIs count it
+            agent.handle_seconds += work.contact.handle
         engine.take({agent.name: agent.free}, agent.name, work.channel, -1)
         self.last_resolver[work.customer_id] = (agent.name, now)
         if work.channel == "voice" and agent.name in self.available and agent.acw_until is None:
             # After a call: after-call work keeps the agent from the next one (live: routing.services._after_call).
             agent.acw_until = now + min(work.contact.wrap, self.after_call)
-            agent.acw_seconds += agent.acw_until - now
+            if now < self.horizon:
+                agent.acw_seconds += agent.acw_until - now
             del self.available[agent.name]
             self._at(agent.acw_until, ACW_END, agent)
         self._occupancy(agent, now)
@@ -731,20 +780,24 @@ class Simulation:
     def _presence(self, item, now: float) -> bool:
         agent, presence = item
         agent.schedule = presence
-        if agent.acw_until is not None:
-            return False  # after-call work first; then this presence
+        if agent.acw_until is not None:  # after-call work first; then this presence
+            return presence != domain.AVAILABLE and self._decline_held(agent, now)
         if presence == domain.AVAILABLE:
             if agent.name in self.available:
                 return False
             self._available(agent, now)
             return True
         self.available.pop(agent.name, None)
+        return self._decline_held(agent, now)
+
+    def _decline_held(self, agent: SimAgent, now: float) -> bool:
+        """Leaving `available` declines the offers held (live: agent_presence_set): back in the queue."""
         declined = bool(agent.offered)
-        for work in list(agent.offered):  # leaving `available` declines held offers (live: agent_presence_set)
+        for work in sorted(agent.offered, key=lambda w: w.key):
             agent.offered.discard(work)
             engine.take({agent.name: agent.free}, agent.name, work.channel, -1)
             work.declined_by = (*work.declined_by, agent.name)
-            self._enqueue(work, now)
+            self._enqueue(work, now, timers=False)
         self._occupancy(agent, now)
         return declined
 
@@ -778,14 +831,15 @@ def recorded_outcome(day: Day) -> Outcome:
             out.answered[c.interaction_id] = (c.agent, c.answered_at)
             h = handled[c.agent]
             h[0] += 1
-            h[1] += c.handle or 0.0
+            if c.ended_at is not None and c.ended_at < day.horizon:
+                h[1] += c.handle
             begin = c.offered_at if c.offered_at is not None else c.answered_at
             spans[c.agent].append((begin, c.ended_at if c.ended_at is not None else day.horizon))
         elif c.abandoned_at is not None:
             out.abandoned[c.interaction_id] = c.abandoned_at
     for name, acw in day.recorded_acw.items():
         spans[name].extend((a, b if b > a else a) for a, b in acw)
-        handled[name][2] += sum(max(0.0, b - a) for a, b in acw)
+        handled[name][2] += sum(max(0.0, b - a) for a, b in acw if a < day.horizon)
     out.occupied = dict(spans)
     out.handled = {name: tuple(h) for name, h in handled.items()}
     return out
@@ -813,10 +867,12 @@ def _staffed_spans(day: Day, source: str, horizon: float) -> list[tuple[float, f
 
 
 def measure(day: Day, policy: Policy, outcome: Outcome) -> dict:
-    """Service level, ASA, abandonment, occupancy and per-agent load of `outcome`, as docs/KPIS.md defines
-    them: service level and abandonment count contacts answered or abandoned after at least
-    KPI_SHORT_ABANDON_SECONDS; each contact counts in the queue it first entered, against that queue's
-    threshold. Occupancy: handle time (talk from acceptance to end, and after-call work) over the time
+    """Service level, ASA, abandonment, occupancy and per-agent load of `outcome`, by docs/KPIS.md's rules
+    with two differences that suit a replay: a contact counts in the period it arrived in (not when it was
+    answered), and in the queue it first entered, against that queue's threshold (an overflow does not move
+    it). Service level and abandonment count contacts answered or abandoned after at least
+    KPI_SHORT_ABANDON_SECONDS. Occupancy: handle time (talk from acceptance to end, transfers included, and
+    after-call work) of the contacts ending in the window, credited to the agent who answered, over the time
     staffed (available or busy as the agent set it, or with work in hand) within the window; above 1 when an
     agent handles several chats at once. `occupied_seconds`: the time with at least one contact in hand or
     in after-call work."""
@@ -830,7 +886,7 @@ def measure(day: Day, policy: Policy, outcome: Outcome) -> dict:
                                         "abandoned": 0, "short_abandons": 0, "wait_seconds": 0.0})
         q["arrived"] += 1
         setup = policy.queues.get(c.queue)
-        threshold = setup.sl_seconds if setup else 20
+        threshold = setup.sl_seconds if setup else settings.KPI_DEFAULT_SL_SECONDS
         answered = outcome.answered.get(c.interaction_id)
         if answered is not None:
             wait = answered[1] - c.arrived
@@ -852,6 +908,8 @@ def measure(day: Day, policy: Policy, outcome: Outcome) -> dict:
                "staffed_seconds": round(_union_seconds(staffed + occupied, 0.0, horizon), 1)}
         if row["staffed_seconds"] or handled:
             agents.append(_agent_ratios(row))
+    for q in queues.values():
+        q["unanswered"] = q["arrived"] - q["answered"] - q["abandoned"] - q["short_abandons"]
     rows = [_queue_ratios(q) for _, q in sorted(queues.items())]
     return {"totals": totals(rows, agents), "queues": rows, "agents": agents}
 
@@ -873,7 +931,7 @@ def totals(queues: list[dict], agents: list[dict]) -> dict:
     """The whole of some queues and agents, added up from their rows (a scoped reader gets the totals of the
     rows they may see)."""
     q = {k: sum(r[k] for r in queues) for k in ("arrived", "answered", "answered_in_sl", "abandoned",
-                                                 "short_abandons", "wait_seconds")}
+                                                 "short_abandons", "unanswered", "wait_seconds")}
     out = _queue_ratios({"queue": None, **q})
     del out["queue"]
     occupied = sum(a["handle_seconds"] for a in agents)
@@ -911,7 +969,7 @@ def what_if(start: dt.datetime, end: dt.datetime, spec: dict | None = None, *, s
     """The recorded period [start, end) as it happened, replayed through the recorded policy, and replayed
     through the candidate `spec`: side by side, with the candidate's difference and the replay's fidelity."""
     base = recorded_policy()
-    candidate = candidate_policy(base, spec or {})  # refused before anything is read
+    candidate = candidate_policy(base, {} if spec is None else spec)  # refused before anything is read
     loaded = time.perf_counter()
     day = load_day(start, end, seed=seed)
     loaded = time.perf_counter() - loaded
@@ -958,18 +1016,26 @@ def simulation_request(*, requested_by: str, start: dt.datetime, end: dt.datetim
     from routing.models import Simulation
 
     check_window(start, end, timezone.now())
-    candidate_policy(recorded_policy(), policy or {})  # refused now, not in the worker
+    policy = {} if policy is None else policy
+    candidate_policy(recorded_policy(), policy)  # refused now, not in the worker
     with transaction.atomic():
-        simulation = Simulation.objects.create(requested_by=requested_by, start=start, end=end, policy=policy or {},
+        simulation = Simulation.objects.create(requested_by=requested_by, start=start, end=end, policy=policy,
                                                seed=seed)
         transaction.on_commit(lambda: _send(simulation.id))
     return simulation
 
 
 def _send(simulation_id) -> None:
+    """Queue the run; Redis away: the simulation is marked failed at once (ask again), not left queued."""
     from routing import tasks
+    from routing.models import Simulation
 
-    tasks.simulate.delay(str(simulation_id))
+    try:
+        tasks.simulate.delay(str(simulation_id))
+    except Exception:
+        log.warning("could not queue what-if simulation %s", simulation_id, exc_info=True)
+        Simulation.objects.filter(id=simulation_id).update(
+            status=Simulation.FAILED, error="could not queue the run (the task queue is unavailable): request it again")
 
 
 def simulation_run(simulation_id: uuid.UUID) -> str:
@@ -981,8 +1047,15 @@ def simulation_run(simulation_id: uuid.UUID) -> str:
 
     with transaction.atomic():
         sim = Simulation.objects.select_for_update().filter(id=simulation_id).first()
-        if sim is None or sim.status == Simulation.DONE:
+        if sim is None or sim.status in (Simulation.DONE, Simulation.FAILED):
             return sim.status if sim else "missing"
+        if sim.status == Simulation.RUNNING:
+            # Delivered again after its worker died mid-run (acks_late): do not run it again, it may be what
+            # killed the worker (a period too big for its memory).
+            sim.status, sim.finished_at = Simulation.FAILED, timezone.now()
+            sim.error = "the worker stopped during the run (killed, or out of memory): try a shorter period"
+            sim.save(update_fields=["status", "error", "finished_at"])
+            return sim.status
         sim.status = Simulation.RUNNING
         sim.save(update_fields=["status"])
     try:
@@ -1013,5 +1086,8 @@ def scoped(result: dict, queues: list[str] | None, agents: list[str] | None) -> 
         out[key] = {"totals": totals(rows, people), "queues": rows, "agents": people}
     out["difference"] = _difference(out["recorded_policy"]["totals"], out["candidate"]["totals"])
     out["fidelity"] = fidelity(out["recorded"]["totals"], out["recorded_policy"]["totals"])
+    out["contacts"] = out["recorded"]["totals"]["arrived"]
+    out["agents"] = len(out["candidate"]["agents"])
+    out["performance"] = None  # the whole center's volume
     out["scoped"] = True
     return out

@@ -146,6 +146,8 @@ class WhatIfTotals(serializers.Serializer):
     answered_in_sl = serializers.IntegerField(help_text="answered within their queue's service-level threshold")
     abandoned = serializers.IntegerField(help_text="hung up after at least KPI_SHORT_ABANDON_SECONDS")
     short_abandons = serializers.IntegerField(help_text="hung up sooner: left out of the ratios (docs/KPIS.md)")
+    unanswered = serializers.IntegerField(help_text="neither answered nor abandoned by the end of the replay: "
+                                                    "nobody the policy allows could take them, and they would wait")
     wait_seconds = serializers.FloatField(help_text="the answered contacts' waits, added up")
     service_level = serializers.FloatField(allow_null=True, help_text="answered_in_sl / (answered + abandoned)")
     asa_seconds = serializers.FloatField(allow_null=True, help_text="average speed of answer")
@@ -162,6 +164,7 @@ class WhatIfQueue(serializers.Serializer):
     answered_in_sl = serializers.IntegerField()
     abandoned = serializers.IntegerField()
     short_abandons = serializers.IntegerField()
+    unanswered = serializers.IntegerField()
     wait_seconds = serializers.FloatField()
     service_level = serializers.FloatField(allow_null=True)
     asa_seconds = serializers.FloatField(allow_null=True)
@@ -218,7 +221,8 @@ class WhatIfResult(serializers.Serializer):
     difference = WhatIfDifference(help_text="candidate minus recorded_policy: the policy's effect "
                                             "(service_level +0.05: five points better)")
     fidelity = WhatIfFidelity()
-    performance = WhatIfPerformance()
+    performance = WhatIfPerformance(allow_null=True, help_text="null for a team supervisor (it tells the whole "
+                                                                "center's volume)")
     scoped = serializers.BooleanField(required=False, help_text="true: only your teams' queues and agents are "
                                                                 "shown, and the totals are theirs")
 

@@ -113,13 +113,23 @@ def test_supervisors_replay_a_period_through_the_api_and_read_the_difference(sma
     mine = client_for(sup).post(url, {"from": frm, "to": to}, format="json").json()
     tasks.simulate(mine["id"])
     seen = client_for(sup).get(mine["url"]).json()["result"]
-    assert seen["scoped"] is True
+    assert seen["scoped"] is True and seen["performance"] is None
+    assert seen["contacts"] == sum(q["arrived"] for q in seen["recorded"]["queues"]) < small_day.arrivals
     assert {a["agent_id"] for a in seen["candidate"]["agents"]} <= {"agent0", "agent1"}
     assert seen["recorded"]["totals"]["arrived"] == sum(q["arrived"] for q in seen["recorded"]["queues"])
     listed = client_for(sup).get(url).json()["results"]
     assert [s["id"] for s in listed] == [mine["id"]]
     assert len(boss.get(url).json()["results"]) == 2
     assert boss.get(f"{url}{uuid.uuid4()}/").status_code == 404
+    nothing = client_for(sup).post(url, {"from": frm, "to": to, "policy": []}, format="json")
+    assert nothing.status_code == 400 and nothing.json()["field"] == "policy"
+
+    # A run found already running was delivered again after its worker died: it is failed, not run again.
+    stuck = Simulation.objects.create(requested_by="sup", start=small_day.start, end=small_day.end,
+                                      status=Simulation.RUNNING)
+    assert tasks.simulate(str(stuck.id)) == "failed"
+    stuck.refresh_from_db()
+    assert stuck.result is None and "worker stopped" in stuck.error
 
 
 def test_the_simulation_task_runs_on_the_default_queue_not_the_routing_workers():

@@ -114,6 +114,11 @@ def test_measure_counts_as_the_kpis_do():
     ({"agents": {"zed": {"skills": {"billing": 2}}}}, "policy.agents.zed.copy_of"),
     ({"agents": {"ann": {"copy_of": "ann"}}}, "policy.agents.ann.copy_of"),
     ({"agents": {"*": {"languages": "en"}}}, "policy.agents.*.languages"),
+    ({"queues": {"billing": {"expansion": [{"after_seconds": 30, "admit_secondary": "false"}]}}},
+     "policy.queues.billing.expansion"),
+    ({"queues": {"billing": {"expansion": [{"after_seconds": 10 * i} for i in range(1, 30)]}}},
+     "policy.queues.billing.expansion"),
+    ({"queues": {"billing": {"vip_boost": -1}}}, "policy.queues.billing.vip_boost"),
 ])
 def test_a_policy_routing_cannot_use_is_refused_naming_the_field(spec, field):
     with pytest.raises(InvalidWhatIf) as refused:
@@ -130,3 +135,38 @@ def test_a_candidate_changes_only_what_it_names():
     assert q.policy.skills == {"billing": 2} and q.relaxed == -1
     assert changed.agents["ann"].capacity == {"chat": 3, "voice": 1} and changed.agents["ann"].skills == {"billing": 3}
     assert base.agents["ann"].capacity == {"chat": 1, "voice": 1}  # the recorded policy untouched
+
+
+def test_work_nobody_in_the_policy_can_take_waits_and_is_counted_unanswered():
+    d = day([contact(1, 0, channel="email"), contact(2, 5)])
+    out = Simulation(d, policy()).run()  # ann has no email slot
+    assert answered(out) == {2: 5}
+    t = measure(d, policy(), out)["totals"]
+    assert (t["arrived"], t["answered"], t["unanswered"]) == (2, 1, 1)
+
+
+def test_two_queues_overflowing_into_each_other_take_turns_at_each_sweep_until_the_customer_hangs_up():
+    a = domain.QueuePolicy(name="billing", skills={"french": 1})
+    b = domain.QueuePolicy(name="sales", skills={"french": 1})
+    bouncing = Policy({"billing": QueueSetup(engine.QueueConfig.of(a), overflow_queue="sales", overflow_after=0),
+                       "sales": QueueSetup(engine.QueueConfig.of(b), overflow_queue="billing", overflow_after=0)},
+                      policy().agents)
+    out = Simulation(day([contact(1, 0, patience=60)]), bouncing).run()  # nobody speaks French
+    assert out.abandoned == {uuid.UUID(int=1): 60} and out.answered == {}
+    assert 10 <= out.events <= 20  # an overflow every ROUTING_SWEEP_SECONDS (5 s), not an endless loop
+
+
+def test_an_offer_declined_by_leaving_is_accepted_only_by_the_next_offer_s_own_answer():
+    agents = {name: domain.AgentView(name, "available", {"billing": 3}, capacity={"chat": 1}) for name in ("ann", "bob")}
+    d = day([contact(1, 0, delay=10)], presence={"ann": [(2, "break")], "bob": [(3, "available")]},
+            initial={"ann": "available", "bob": "offline"})
+    out = Simulation(d, policy(agents=agents)).run()
+    assert {c.int: v for c, v in out.answered.items()} == {1: ("bob", 13)}  # not at 10: ann's answer was void
+
+
+@pytest.mark.parametrize(("flag_at", "order"), [(50, {3: 100, 2: 200}), (150, {2: 100, 3: 200})])
+def test_a_red_flag_raises_priority_from_when_it_is_raised(flag_at, order):
+    c = contact(3, 2)
+    c.flags = [(flag_at, 10, "")]
+    out = Simulation(day([contact(1, 0), contact(2, 1), c]), policy()).run()
+    assert answered(out) == {1: 0, **order}
