@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Sequence
 
 from django.apps import apps
+from django.db.models import Q
 from django.db import connection
 
 from events.crypto import ERASED
@@ -33,19 +34,22 @@ from events.crypto import ERASED
 ERASED_ANSWER = json.dumps({"detail": "this answer named a customer who has since been erased", "code": "erased"})
 
 
-def scrub(customer_ids: Sequence[uuid.UUID]) -> dict[str, int]:
+def scrub(customer_ids: Sequence[uuid.UUID], interaction_ids: Sequence[uuid.UUID] = ()) -> dict[str, int]:
     """Blank every customer's personal text in the write-side rows; returns the rows changed per table.
+
+    `interaction_ids`: contacts of theirs whose rows name another customer (an unmerge gave them back: their
+    rows keep naming the merge's target), scrubbed as theirs.
 
     Idempotent: scrubbing twice changes nothing more. Runs in the caller's
     transaction (customers.services.customer_erase).
     """
-    ids = list(customer_ids)
+    ids, extra = list(customer_ids), list(interaction_ids)
     changed: dict[str, int] = {}
     if not ids:
         return changed
 
     def update(label: str, model: str, **values) -> None:
-        rows = apps.get_model(model).objects.filter(customer_id__in=ids)
+        rows = apps.get_model(model).objects.filter(Q(customer_id__in=ids) | Q(interaction_id__in=extra))
         changed[label] = rows.update(**values)
 
     update("incident reports", "incidents.IncidentReport", contact_details=ERASED, description=ERASED,
@@ -54,10 +58,10 @@ def scrub(customer_ids: Sequence[uuid.UUID]) -> dict[str, int]:
     update("follow-ups", "followups.FollowUp", note=ERASED)
     update("escalations", "followups.Escalation", reason=ERASED)
     update("actions", "authority.Action", reason=ERASED)
-    changed["script runs"] = _scrub_script_runs(ids)
+    changed["script runs"] = _scrub_script_runs(ids, extra)
 
     Interaction = apps.get_model("interactions.Interaction")
-    interactions = list(Interaction.objects.filter(customer_id__in=ids).values_list("id", flat=True))
+    interactions = [*Interaction.objects.filter(customer_id__in=ids).values_list("id", flat=True), *extra]
     # A conversation's key can be the customer's number or handle (hashed since, but older rows hold it in
     # clear); without the row, a new message from them starts a new conversation of whoever they are now.
     changed["conversations"] = apps.get_model("interactions.Conversation").objects.filter(
@@ -67,12 +71,12 @@ def scrub(customer_ids: Sequence[uuid.UUID]) -> dict[str, int]:
     return changed
 
 
-def _scrub_script_runs(ids: list[uuid.UUID]) -> int:
+def _scrub_script_runs(ids: list[uuid.UUID], extra: list[uuid.UUID]) -> int:
     # The answers are what the customer said (identity checks, their need); a decision's answer is the branch
     # the contact took, a key of the script, kept so the run reads the same.
     n = 0
     ScriptRun = apps.get_model("frameworks.ScriptRun")
-    for run in ScriptRun.objects.select_related("script").filter(customer_id__in=ids):
+    for run in ScriptRun.objects.select_related("script").filter(Q(customer_id__in=ids) | Q(interaction_id__in=extra)):
         kinds = {s["key"]: s.get("kind") for s in run.script.steps}
         completed = {k: (v if kinds.get(k) == "decision" else ERASED) for k, v in run.completed.items()}
         if completed != run.completed:

@@ -17,7 +17,7 @@ from customers.events import CustomerMerged, IdentityLinked
 from customers.identity import Identity
 from customers.models import Customer, CustomerIdentity, IdentityTouch, MergeSuggestion
 from events import store
-from events.crypto import destroy_key
+from events.crypto import destroy_key, stream_key_give, stream_keys_destroy, stream_keys_give_to
 from events.store import Metadata
 from interactions import hooks as interaction_hooks
 from interactions.events import InteractionCreated
@@ -209,9 +209,12 @@ def _erase_one(customer: Customer, state: domain.CustomerState, *, reason: str, 
     if not new_events:
         return []
     destroy_key(customer.id)
+    # Contacts with a key of their own that are theirs (opened through an identity a merge moved, and given
+    # back to them by an unmerge: filed under the target, encrypted under their own key) are shredded too.
+    returned = stream_keys_destroy(customer.id)
     # The identities go too: a new contact from that number is a new customer.
     CustomerIdentity.objects.filter(customer_id=customer.id).delete()
-    erasure.scrub([customer.id])  # personal text that state rows keep in clear (customers.erasure)
+    erasure.scrub([customer.id], returned)  # personal text that state rows keep in clear (customers.erasure)
     positions = store.append(
         stream_type="customer", stream_id=customer.id, customer_id=customer.id, events=new_events,
         expected_version=state.version, meta=meta,
@@ -350,6 +353,7 @@ def customer_unmerge(*, customer_id: uuid.UUID, source_id: uuid.UUID, expected_v
         )
         returning.update(customer=source)
         IdentityTouch.objects.filter(interaction_id__in=touches).delete()  # given back: never twice
+        stream_keys_give_to(touches, source_id)  # their own keys: erasing the source now shreds them
         positions = _append_pair(target, source, target_events, source_events, meta=meta,
                                  expected_version=expected_version, source_expected_version=source_expected_version,
                                  merged_into=None)
@@ -409,6 +413,19 @@ def _note_moved_identity(key_hash: str, customer_id: uuid.UUID) -> None:
         return  # autocommit: no interaction can open in the same transaction
     notes = conn.__dict__.setdefault("_customers_moved_identities", {})
     notes[customer_id] = (key_hash, _txid())
+
+
+@interaction_hooks.annotator
+def identity_touch_key(row, new_events: list) -> list:
+    """Annotator (interactions.hooks; runs before the interaction's first append): an interaction opening
+    through a moved identity gets a data key of its own (events.models.StreamKey), owned by the customer it
+    is filed under. An unmerge that gives it to the source gives the source the key, so erasing the source
+    shreds it without touching the target's data (docs/PRIVACY.md). Adds no event."""
+    notes = transaction.get_connection().__dict__.get("_customers_moved_identities")
+    if notes and row.customer_id in notes and notes[row.customer_id][1] == _txid() \
+            and any(isinstance(e, InteractionCreated) for e in new_events):
+        stream_key_give(row.id, row.customer_id)
+    return []
 
 
 @interaction_hooks.listen

@@ -4,6 +4,12 @@ Each customer gets a random 256-bit data key (AES-GCM, from `cryptography`),
 stored wrapped by a key-encryption key derived from settings. A personal
 field is stored as {"$pii": base64(nonce + ciphertext)} with the customer id
 as associated data, so a ciphertext cannot be moved to another customer.
+
+A stream may have a key of its own (events.models.StreamKey: an interaction
+that came in through an identity a merge moved, which an unmerge may give
+to another customer). Its fields are stored as {"$pii": …, "k": key id},
+with the key id as associated data, and its key is destroyed with whichever
+customer owns the stream when they are erased.
 Destroying the key erases the person everywhere the field is read, including
 projections rebuilt later, without rewriting a single stored event.
 
@@ -102,6 +108,13 @@ class KeyRing:
         """The customer's data key; None when it was destroyed or not loaded."""
         return self._keys.get(customer_id)
 
+    def stream_key(self, key_id: uuid.UUID) -> AESGCM | None:
+        """A stream's own key (loaded on first use: few streams have one); None when destroyed."""
+        if key_id not in self._keys:
+            self._keys.update(KeyRing.load([key_id])._keys)
+            self._keys.setdefault(key_id, None)
+        return self._keys[key_id]
+
     def decrypt_data(self, customer_id: uuid.UUID | None, data: dict) -> dict:
         if customer_id is None or not any(isinstance(v, dict) and MARK in v for v in data.values()):
             return data
@@ -109,16 +122,26 @@ class KeyRing:
         out = {}
         for name, value in data.items():
             if isinstance(value, dict) and MARK in value:
-                out[name] = decrypt_value(key, customer_id, value) if key is not None else ERASED
+                if "k" in value:  # the stream's own key
+                    kid = uuid.UUID(value["k"])
+                    own = self.stream_key(kid)
+                    out[name] = decrypt_value(own, kid, value) if own is not None else ERASED
+                else:
+                    out[name] = decrypt_value(key, customer_id, value) if key is not None else ERASED
             else:
                 out[name] = value
         return out
 
 
-def encrypt_value(key: AESGCM, customer_id: uuid.UUID, value) -> dict:
+def encrypt_value(key: AESGCM, customer_id: uuid.UUID, value, *, stream_key: bool = False) -> dict:
+    """`customer_id`: the associated data (the key's id); `stream_key`: it is a stream's own key, so the
+    value names it (`"k"`) for the reader."""
     nonce = os.urandom(12)
     blob = nonce + key.encrypt(nonce, json.dumps(value).encode(), customer_id.bytes)
-    return {MARK: base64.b64encode(blob).decode()}
+    out = {MARK: base64.b64encode(blob).decode()}
+    if stream_key:
+        out["k"] = str(customer_id)
+    return out
 
 
 def decrypt_value(key: AESGCM, customer_id: uuid.UUID, value: dict):
@@ -138,3 +161,42 @@ def destroy_key(customer_id: uuid.UUID) -> bool:
             [customer_id],
         )
         return cur.fetchone() is not None
+
+
+# --- streams with a key of their own (events.models.StreamKey) ---------------------------------------------------
+
+
+def stream_key_give(stream_id: uuid.UUID, owner_id: uuid.UUID) -> uuid.UUID:
+    """Give the stream a key of its own, owned by `owner_id` (idempotent: the key it has). Call it before the
+    stream's first event, or its earlier events stay under the customer's key."""
+    with connection.cursor() as cur:
+        cur.execute("INSERT INTO events_stream_key (stream_id, key_id, owner_id, created_at) "
+                    "VALUES (%s, %s, %s, now()) ON CONFLICT (stream_id) DO NOTHING",
+                    [stream_id, uuid.uuid4(), owner_id])
+        cur.execute("SELECT key_id FROM events_stream_key WHERE stream_id = %s", [stream_id])
+        return cur.fetchone()[0]
+
+
+def stream_key_of(stream_id: uuid.UUID) -> uuid.UUID | None:
+    with connection.cursor() as cur:
+        cur.execute("SELECT key_id FROM events_stream_key WHERE stream_id = %s", [stream_id])
+        found = cur.fetchone()
+    return found[0] if found else None
+
+
+def stream_keys_give_to(stream_ids: Iterable[uuid.UUID], owner_id: uuid.UUID) -> int:
+    """These streams' own keys now belong to `owner_id` (an unmerge gave the streams back)."""
+    with connection.cursor() as cur:
+        cur.execute("UPDATE events_stream_key SET owner_id = %s WHERE stream_id = ANY(%s)",
+                    [owner_id, list(stream_ids)])
+        return cur.rowcount
+
+
+def stream_keys_destroy(owner_id: uuid.UUID) -> list[uuid.UUID]:
+    """Destroy the keys of the streams `owner_id` owns (their erasure); those streams' ids."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT stream_id, key_id FROM events_stream_key WHERE owner_id = %s", [owner_id])
+        rows = cur.fetchall()
+    for _, key_id in rows:
+        destroy_key(key_id)
+    return [stream_id for stream_id, _ in rows]

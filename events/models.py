@@ -183,3 +183,22 @@ class DeadLetter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.projection}: {self.event_type} #{self.position}"
+
+
+class StreamKey(models.Model):
+    """A data key of one stream's own, instead of its customer's (events.crypto, docs/PRIVACY.md).
+
+    Given to an interaction that opens through an identity a merge moved: it is filed under the merge's
+    target, but an unmerge may give it back to the source, and then erasing the source must shred it
+    without touching the target's data. Its personal fields are encrypted under `key_id` (a row of
+    events_customer_key, destroyed like a customer's); `owner_id` is the customer whose erasure destroys it
+    (the target, until an unmerge gives the stream back to the source).
+    """
+
+    stream_id = models.UUIDField(primary_key=True)
+    key_id = models.UUIDField(unique=True)
+    owner_id = models.UUIDField(db_index=True)
+    created_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        db_table = "events_stream_key"

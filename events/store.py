@@ -25,7 +25,7 @@ from django.db import connection, transaction
 
 from events import registry
 from events.db import raw_cursor
-from events.crypto import ERASED, KeyRing, encrypt_value
+from events.crypto import ERASED, KeyRing, encrypt_value, stream_key_of
 
 
 class ConcurrencyConflict(Exception):
@@ -150,10 +150,16 @@ class Envelope:
             return json.loads(self._stored) if isinstance(self._stored, str) else dict(self._stored)
         data = dict(self.data)
         key = self._keys.key(self.customer_id) if self._keys is not None and self.customer_id else None
+        stored = json.loads(self._stored) if isinstance(self._stored, str) else dict(self._stored)
+        own = next((v["k"] for v in stored.values() if isinstance(v, dict) and "k" in v), None)
+        if own is not None:  # the stream's own key: encrypted again under it, never the customer's
+            kid = uuid.UUID(own)
+            key = self._keys.stream_key(kid) if self._keys is not None else None
         for name in et.pii_fields:
             value = data.get(name)
             if value is not None and value != ERASED and key is not None:
-                data[name] = encrypt_value(key, self.customer_id, value)
+                data[name] = encrypt_value(key, kid, value, stream_key=True) if own is not None \
+                    else encrypt_value(key, self.customer_id, value)
         return data
 
     @property
@@ -243,17 +249,24 @@ _APPEND_MANY = f"""
 _STREAM_VERSION_INDEX = "events_stream_version_uniq"
 
 
-def _stored_data(et: registry.EventType, instance: Any, customer_id: uuid.UUID | None, key_cache: dict) -> str:
+def _stored_data(et: registry.EventType, instance: Any, customer_id: uuid.UUID | None, key_cache: dict,
+                 stream_id: uuid.UUID | None = None) -> str:
     data = registry.to_data(instance)
     personal = [name for name in et.pii_fields if data.get(name) is not None]
     if personal:
         if customer_id is None:
             raise ValueError(f"{et.name} carries personal data and needs a customer_id")
-        key = key_cache.get(customer_id)
+        # A stream with a key of its own (events.models.StreamKey) uses it instead of the customer's: one
+        # primary-key lookup per stream and append, and only for events that carry personal data.
+        own = key_cache.get(("stream", stream_id), False) if stream_id is not None else None
+        if own is False:
+            own = key_cache[("stream", stream_id)] = stream_key_of(stream_id)
+        key_id = own or customer_id
+        key = key_cache.get(key_id)
         if key is None:
-            key = key_cache[customer_id] = KeyRing.for_writing(customer_id)
+            key = key_cache[key_id] = KeyRing.for_writing(key_id)
         for name in personal:
-            data[name] = encrypt_value(key, customer_id, data[name])
+            data[name] = encrypt_value(key, key_id, data[name], stream_key=own is not None)
     return json.dumps(data)
 
 
@@ -299,7 +312,7 @@ def append(
         et = registry.type_of(instance)
         types.append(et.name)
         versions.append(et.version)
-        datas.append(_stored_data(et, instance, customer_id, key_cache))
+        datas.append(_stored_data(et, instance, customer_id, key_cache, stream_id))
     params = {
         "stream_type": stream_type,
         "stream_id": stream_id,
@@ -384,7 +397,7 @@ def append_streams(appends: Sequence[StreamAppend], *, meta: Metadata = Metadata
             cols["expected"].append(a.expected_version)
             cols["customer_ids"].append(a.customer_id)
             cols["channels"].append(a.channel or meta.channel)
-            cols["datas"].append(_stored_data(et, instance, a.customer_id, key_cache))
+            cols["datas"].append(_stored_data(et, instance, a.customer_id, key_cache, a.stream_id))
     total = len(cols["types"])
     params = {**cols, "event_ids": uuid7s(total), "occurred_at": occurred_at, "correlation_id": meta.correlation_id,
               "causation_id": meta.causation_id, "actor": json.dumps(meta.actor.as_dict())}

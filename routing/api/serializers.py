@@ -129,7 +129,7 @@ POLICY_HELP = (
 class SimulationInput(serializers.Serializer):
     to = serializers.DateTimeField(help_text="the period's end (excluded), not in the future; at most 31 days "
                                              "after `from`")
-    policy = serializers.JSONField(required=False, default=dict, help_text=POLICY_HELP)
+    policy = serializers.DictField(required=False, default=dict, help_text=POLICY_HELP)
     seed = serializers.IntegerField(required=False, default=0, min_value=0, max_value=2**31 - 1,
                                     help_text="for the choices the replay draws (patience, work content of "
                                               "unanswered contacts): the same seed, the same figures")

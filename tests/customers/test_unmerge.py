@@ -49,11 +49,11 @@ def chat(ident):
     return interactions.interaction_create(channel="chat", direction="inbound", meta=META, ident=ident).interaction
 
 
-def message(interaction):
+def message(interaction, body="still there?"):
     """A later message on an interaction: its events keep naming the customer it started with."""
     version = store.stream_version(interaction.id)
     store.append(stream_type="interaction", stream_id=interaction.id, customer_id=interaction.customer_id,
-                 expected_version=version, events=[MessageRecorded(direction="inbound", body="still there?")],
+                 expected_version=version, events=[MessageRecorded(direction="inbound", body=body)],
                  meta=Metadata(channel="chat"))
 
 
@@ -123,6 +123,49 @@ def test_unmerge_restores_both_customers_with_the_touches_that_came_after_the_me
     (unmerged,) = [e for e in store.read_stream(t) if e.event_type == "customers.CustomerUnmerged"]
     assert unmerged.data["interactions_returned"] == [str(late.id)] and unmerged.data["identities_returned"] == 1
     assert not DeadLetter.objects.exists()
+
+
+def bodies(interaction):
+    return [e.data["body"] for e in store.read_stream(interaction.id) if e.event_type == MessageRecorded.event_type]
+
+
+def timeline_bodies(customer_id):
+    from events.crypto import KeyRing
+
+    rows = list(TimelineEntry.objects.filter(customer_id=customer_id, event_type=MessageRecorded.event_type))
+    ring = KeyRing.load(r.key_id for r in rows)
+    return sorted(ring.decrypt_data(r.key_id, r.data)["body"] for r in rows)
+
+
+def test_erasing_the_source_after_an_unmerge_shreds_the_contacts_given_back_and_nothing_of_the_target():
+    s, t, late, late_t, _ = history()
+    message(late, "sam: my new address is 1 Elm St")
+    message(late_t, "tess: call me after six")
+    raw = Event.objects.filter(stream_id=late.id, event_type=MessageRecorded.event_type).values_list("data", flat=True)
+    own = {v.get("k") for d in raw for v in d.values() if isinstance(v, dict) and "$pii" in v}
+    assert len(own) == 1 and None not in own  # the chat through S's address: a key of its own
+    assert not Event.objects.filter(stream_id=late_t.id, data__body__has_key="k").exists()  # T's own: T's key
+    services.customer_unmerge(customer_id=t, source_id=s, expected_version=3, meta=META)
+    message(late, "sam: still there?")
+    project()
+    assert timeline_bodies(s) == ["sam: my new address is 1 Elm St", "sam: still there?", "still there?"]
+
+    services.customer_erase(customer_id=s, reason="request 42", meta=META)
+    project()
+    assert set(bodies(late)) == {"[erased]"}  # the store: shredded, not hidden
+    assert set(timeline_bodies(s)) == {"[erased]"}
+    assert "tess: call me after six" in bodies(late_t) and "tess: call me after six" in timeline_bodies(t)
+    with connection.cursor() as cur:
+        cur.execute("SELECT count(*) FROM events_customer_key WHERE customer_id = %s AND wrapped_key IS NOT NULL",
+                    [t])
+        assert cur.fetchone()[0] == 1  # the target's key stays
+
+
+def test_erasing_the_target_while_merged_shreds_the_contacts_through_the_source_s_identities_too():
+    s, t, late, late_t, _ = history()
+    message(late, "sam: my new address is 1 Elm St")
+    services.customer_erase(customer_id=t, reason="request 43", meta=META)
+    assert set(bodies(late)) == {"[erased]"} and set(bodies(late_t)) <= {"[erased]"}
 
 
 def test_merge_and_unmerge_converge_live_equals_replay_in_any_delivery_order():

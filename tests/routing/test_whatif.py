@@ -122,7 +122,7 @@ def test_supervisors_replay_a_period_through_the_api_and_read_the_difference(sma
     assert len(boss.get(url).json()["results"]) == 2
     assert boss.get(f"{url}{uuid.uuid4()}/").status_code == 404
     nothing = client_for(sup).post(url, {"from": frm, "to": to, "policy": []}, format="json")
-    assert nothing.status_code == 400 and nothing.json()["field"] == "policy"
+    assert nothing.status_code == 400 and "policy" in nothing.json()
 
     # A run found already running was delivered again after its worker died: it is failed, not run again.
     stuck = Simulation.objects.create(requested_by="sup", start=small_day.start, end=small_day.end,

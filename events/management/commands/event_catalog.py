@@ -29,7 +29,9 @@ def render() -> str:
         "`recorded_at`, `correlation_id`, `causation_id`, `actor`, `channel` and `data` (the fields below).",
         f"All events are published to the Kafka topic `{settings.KAFKA_EVENTS_TOPIC}` as JSON.",
         "Fields marked *personal* are encrypted with the customer's key (`{\"$pii\": ...}` on the wire) and",
-        "read back as `\"[erased]\"` once the customer is erased.",
+        "read back as `\"[erased]\"` once the customer is erased. A contact that came in through an identity a",
+        "merge moved has a key of its own: its fields also name it (`{\"$pii\": ..., \"k\": key id}`, the key id as",
+        "associated data), and the key is destroyed with whichever customer owns the contact (docs/PRIVACY.md).",
         "",
     ]
     for et in registry.all_types():
