@@ -138,6 +138,7 @@ class SimulationViewSet(viewsets.GenericViewSet):
     for the recorded policy and the candidate side by side. Supervisors and admins; nothing live is changed."""
 
     pagination_class = SimulationPages
+    serializer_class = s.SimulationInput  # what OPTIONS describes for POST
     lookup_url_kwarg = "simulation_id"
 
     def initial(self, request, *args, **kwargs):

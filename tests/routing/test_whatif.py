@@ -84,6 +84,8 @@ def test_supervisors_replay_a_period_through_the_api_and_read_the_difference(sma
     url = "/api/v1/routing/simulations/"
 
     assert agent.post(url, {"from": frm, "to": to}, format="json").status_code == 403
+    described = client_for(sup).options(url)  # found by make fuzz: a 500
+    assert described.status_code == 200 and "from" in described.json()["actions"]["POST"]
     bad = client_for(sup).post(url, {"from": frm, "to": to, "policy": {"queues": {"billing": {"expansion": "soon"}}}},
                                format="json")
     assert bad.status_code == 400 and bad.json()["field"] == "policy.queues.billing.expansion"
