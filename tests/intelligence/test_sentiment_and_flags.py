@@ -70,6 +70,8 @@ def test_a_flag_term_raises_a_red_flag_once_with_its_evidence_and_alerts_the_sup
         assert ok
         await sync_to_async(say)(iid, "You are an IDIOT, my card is 4111 1111 1111 1111")
         frames = [await board.receive_json_from(timeout=5)]
+        while frames[-1].get("type") != "intelligence.flag":  # a queue push may come first (no order between them)
+            frames.append(await board.receive_json_from(timeout=5))
         await sync_to_async(say)(iid, "idiot idiot")  # the same kind again: no second flag, no second alert
         later = []  # other wallboard pushes may come (the queue's figures): only a second alert is wrong
         while not await board.receive_nothing(timeout=1):
@@ -78,7 +80,7 @@ def test_a_flag_term_raises_a_red_flag_once_with_its_evidence_and_alerts_the_sup
         await board.disconnect()
         return frames
 
-    alert = async_to_sync(scenario)()[0]
+    alert = async_to_sync(scenario)()[-1]
     assert alert["type"] == "intelligence.flag" and alert["kind"] == "abuse" and alert["interaction_id"] == iid
     flags = [d for k, d in events_of(iid) if k == "RedFlagRaised"]
     assert len(flags) == 1 and flags[0]["kind"] == "abuse" and flags[0]["term"] == "idiot"
