@@ -83,26 +83,29 @@ class KeyRing:
         return cls(keys)
 
     @classmethod
-    def for_writing(cls, customer_id: uuid.UUID) -> AESGCM:
-        """The customer's key, created on first use. Refuses an erased customer."""
-        # Look first: nearly every write is for a customer who has a key, so
-        # the common case is one statement and no key generated for nothing.
+    def for_writing(cls, customer_id: uuid.UUID, stream_id: uuid.UUID | None = None) -> tuple[AESGCM, uuid.UUID]:
+        """The key personal data of `stream_id` is written under, and its id: the stream's own key
+        (events.models.StreamKey) if it has one, else the customer's; created on first use. Refuses an erased
+        one (CustomerErased)."""
+        # One statement in the common case (the key exists): which key, and the key itself.
         with connection.cursor() as cur:
-            cur.execute("SELECT wrapped_key FROM events_customer_key WHERE customer_id = %s", [customer_id])
-            found = cur.fetchone()
-            if found is None:
+            cur.execute(
+                "SELECT x.id, k.customer_id IS NOT NULL, k.wrapped_key FROM (SELECT coalesce("
+                "(SELECT key_id FROM events_stream_key WHERE stream_id = %s), %s::uuid) AS id) x "
+                "LEFT JOIN events_customer_key k ON k.customer_id = x.id", [stream_id, customer_id])
+            key_id, exists, wrapped = cur.fetchone()
+            if not exists:
                 cur.execute(
                     "INSERT INTO events_customer_key (customer_id, wrapped_key, created_at) VALUES (%s, %s, now()) "
                     "ON CONFLICT (customer_id) DO NOTHING",
-                    [customer_id, _wrap(customer_id, AESGCM.generate_key(bit_length=256))],
+                    [key_id, _wrap(key_id, AESGCM.generate_key(bit_length=256))],
                 )
                 # A racing writer may have created it first: read what won.
-                cur.execute("SELECT wrapped_key FROM events_customer_key WHERE customer_id = %s", [customer_id])
-                found = cur.fetchone()
-        (wrapped,) = found
+                cur.execute("SELECT wrapped_key FROM events_customer_key WHERE customer_id = %s", [key_id])
+                (wrapped,) = cur.fetchone()
         if wrapped is None:
-            raise CustomerErased(str(customer_id))
-        return _unwrap(customer_id, wrapped)
+            raise CustomerErased(str(key_id))
+        return _unwrap(key_id, wrapped), key_id
 
     def key(self, customer_id: uuid.UUID) -> AESGCM | None:
         """The customer's data key; None when it was destroyed or not loaded."""
@@ -175,13 +178,6 @@ def stream_key_give(stream_id: uuid.UUID, owner_id: uuid.UUID) -> uuid.UUID:
                     [stream_id, uuid.uuid4(), owner_id])
         cur.execute("SELECT key_id FROM events_stream_key WHERE stream_id = %s", [stream_id])
         return cur.fetchone()[0]
-
-
-def stream_key_of(stream_id: uuid.UUID) -> uuid.UUID | None:
-    with connection.cursor() as cur:
-        cur.execute("SELECT key_id FROM events_stream_key WHERE stream_id = %s", [stream_id])
-        found = cur.fetchone()
-    return found[0] if found else None
 
 
 def stream_keys_give_to(stream_ids: Iterable[uuid.UUID], owner_id: uuid.UUID) -> int:

@@ -25,7 +25,7 @@ from django.db import connection, transaction
 
 from events import registry
 from events.db import raw_cursor
-from events.crypto import ERASED, KeyRing, encrypt_value, stream_key_of
+from events.crypto import ERASED, KeyRing, encrypt_value
 
 
 class ConcurrencyConflict(Exception):
@@ -256,17 +256,14 @@ def _stored_data(et: registry.EventType, instance: Any, customer_id: uuid.UUID |
     if personal:
         if customer_id is None:
             raise ValueError(f"{et.name} carries personal data and needs a customer_id")
-        # A stream with a key of its own (events.models.StreamKey) uses it instead of the customer's: one
-        # primary-key lookup per stream and append, and only for events that carry personal data.
-        own = key_cache.get(("stream", stream_id), False) if stream_id is not None else None
-        if own is False:
-            own = key_cache[("stream", stream_id)] = stream_key_of(stream_id)
-        key_id = own or customer_id
-        key = key_cache.get(key_id)
-        if key is None:
-            key = key_cache[key_id] = KeyRing.for_writing(key_id)
+        # A stream with a key of its own (events.models.StreamKey) uses it instead of the customer's; which
+        # key, and the key, in one statement per stream and append, only for events that carry personal data.
+        found = key_cache.get((customer_id, stream_id))
+        if found is None:
+            found = key_cache[(customer_id, stream_id)] = KeyRing.for_writing(customer_id, stream_id)
+        key, key_id = found
         for name in personal:
-            data[name] = encrypt_value(key, key_id, data[name], stream_key=own is not None)
+            data[name] = encrypt_value(key, key_id, data[name], stream_key=key_id != customer_id)
     return json.dumps(data)
 
 

@@ -807,7 +807,7 @@ class Simulation:
         self.available[agent.name] = agent.free
 
     def _occupancy(self, agent: SimAgent, now: float) -> None:
-        busy = agent.busy or bool(agent.offered)
+        busy = agent.busy  # offers held count in the load
         if busy and agent.occupied_since is None:
             if agent.occupied and agent.occupied[-1][1] == now:  # free for no time at all: one span
                 agent.occupied_since = agent.occupied.pop()[0]
